@@ -1,0 +1,78 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from flask.typing import ResponseReturnValue
+
+import config as settings
+import embedded
+import logs
+from blueprints import auth, errors, oauth, user
+from extensions import db, migrate
+from services import container, redis_store
+from services.users import configure_sqlite
+from session_interface import MiniProgramSessionInterface
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    values = {**settings.load(), **(config or {})}
+    app = Flask(__name__, instance_path=values["INSTANCE_PATH"])
+    app.config.update(values)
+    settings.validate(app.config)
+    logs.configure(app.config["LOG_LEVEL"], [app.config["WECHAT_SECRET"]])
+    if app.config["DEV_MODE"]:
+        app.logger.warning(
+            "WECHAT_APPID is not set: development mode against the WeChat emulator at %s",
+            app.config["WECHAT_API_BASE"],
+        )
+    if not app.config["REDIS_URL"]:
+        app.config["REDIS_URL"] = embedded.redis_url(Path(app.instance_path) / "redis.db")
+    app.config.update(
+        SQLALCHEMY_DATABASE_URI=app.config["DATABASE_URL"],
+        SQLALCHEMY_ENGINE_OPTIONS=engine_options(app.config["DATABASE_URL"], app.instance_path),
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_HTTPONLY=True,
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
+    )
+    app.json.ensure_ascii = False  # nicknames stay readable UTF-8
+    app.json.sort_keys = False  # the profile keeps WeChat's field order
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(settings.ROOT / "migrations"))
+    with app.app_context():
+        engine = db.engine
+    if engine.dialect.name == "sqlite":
+        configure_sqlite(engine)
+
+    client = redis_store.connect(app.config["REDIS_URL"])
+    services = container.build(app.config, client, engine)
+    app.extensions["wx_services"] = services
+    app.session_interface = MiniProgramSessionInterface(app, services.sessions)
+
+    app.before_request(auth.load_user)
+    app.after_request(no_store)
+    app.register_blueprint(errors.bp)
+    app.register_blueprint(oauth.bp)
+    app.register_blueprint(user.bp)
+    return app
+
+
+def engine_options(url: str, instance_path: str) -> dict[str, Any]:
+    if url.startswith("sqlite"):
+        Path(instance_path).mkdir(parents=True, exist_ok=True)
+        return {"connect_args": {"timeout": 10}}
+    # pre_ping: a database restarted under us costs one reconnect, not a 500.
+    return {"pool_pre_ping": True, "pool_recycle": 1800, "pool_size": 5, "max_overflow": 10}
+
+
+def no_store(response: ResponseReturnValue) -> ResponseReturnValue:
+    """Every answer is personal or about a credential: no cache may keep it."""
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response

@@ -1,0 +1,64 @@
+"""Reading request bodies the way mini programs send them: JSON (wx.request's
+default) or form-encoded (what the 2018 demos and many interceptors send)."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from flask import request
+
+from services.errors import InvalidBody, InvalidField
+
+FORM_TYPES = {"application/x-www-form-urlencoded", "multipart/form-data"}
+
+
+def body_fields() -> dict[str, Any]:
+    if request.mimetype in FORM_TYPES:
+        return request.form.to_dict()
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        return {}
+    # Parsed whatever the Content-Type says: clients send JSON as text/plain too.
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise InvalidBody() from None
+    if not isinstance(body, dict):
+        raise InvalidBody()
+    return body
+
+
+def text_field(
+    fields: dict[str, Any],
+    name: str,
+    *,
+    required: bool = True,
+    max_length: int = 256,
+    pattern: re.Pattern[str] | None = None,
+) -> str | None:
+    value = fields.get(name)
+    if value is None:
+        if required:
+            raise InvalidField(f"{name} is required.")
+        return None
+    if not isinstance(value, str):
+        raise InvalidField(f"{name} must be a string.")
+    value = value.strip()
+    if not value:
+        raise InvalidField(f"{name} must not be empty.")
+    if len(value) > max_length:
+        raise InvalidField(f"{name} is longer than {max_length} characters.")
+    if pattern is not None and not pattern.fullmatch(value):
+        raise InvalidField(f"{name} has characters that cannot appear in it.")
+    return value
+
+
+def flag_field(fields: dict[str, Any], name: str) -> bool:
+    value = fields.get(name, False)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in {"true", "1", "false", "0", ""}:
+        return value.lower() in {"true", "1"}
+    raise InvalidField(f"{name} must be true or false.")

@@ -1,0 +1,41 @@
+"""/oauth: turn a wx.login code into a session, and end sessions."""
+
+from __future__ import annotations
+
+import re
+
+from flask import Blueprint, g, session
+from flask.typing import ResponseReturnValue
+
+from blueprints import ok, services
+from blueprints.inputs import body_fields, text_field
+from services.errors import UnsupportedLoginType
+
+bp = Blueprint("oauth", __name__, url_prefix="/oauth")
+
+# wx.login codes are short printable tokens; anything else is not worth a call.
+JS_CODE = re.compile(r"[\x21-\x7e]+")
+
+
+@bp.post("/login")
+def login() -> ResponseReturnValue:
+    fields = body_fields()
+    js_code = text_field(fields, "code", max_length=128, pattern=JS_CODE)
+    login_type = text_field(fields, "type", required=False, max_length=32) or "wxapp"
+    if login_type != "wxapp":
+        raise UnsupportedLoginType()
+    issued = services().login.login(js_code)
+    session.issued = issued
+    return ok({"token": issued.sid, "expiresIn": issued.expires_in})
+
+
+@bp.post("/logout")
+def logout() -> ResponseReturnValue:
+    """Ends this session at once on every worker; idempotent."""
+    if session.failure is not None:
+        raise session.failure  # the token may still be live: say so, don't pretend
+    ended = 0
+    if g.user is not None:
+        ended = int(services().sessions.revoke(g.user.sid, g.user.id))
+    session.ended = True
+    return ok({"ended": ended})

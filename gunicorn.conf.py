@@ -1,0 +1,35 @@
+"""gunicorn settings; Heroku-style platforms set PORT and WEB_CONCURRENCY."""
+
+import os
+
+bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+# Logins wait on WeChat (up to the read timeout): threads keep a worker useful meanwhile.
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+timeout = 30
+graceful_timeout = 20
+keepalive = 5
+# gunicorn 25+ opens a control socket at one fixed path per user; several
+# instances on one host would fight over it, and platforms have no use for it.
+control_socket_disable = True
+accesslog = "-"
+# The request line never carries a secret: tokens travel in headers only.
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms pid=%(p)s'
+
+
+def on_starting(server):
+    """Runs once in the master, before any worker: refuse a broken
+    configuration with a clear message, and set up the embedded defaults
+    (one Redis for every worker, the SQLite schema) when nothing is configured.
+
+    Imports live here: every module-level name in this file is read as a
+    gunicorn setting, and `config` is one."""
+    import config
+    import embedded
+
+    try:
+        config.validate(config.load())
+    except config.ConfigError as exc:
+        raise SystemExit(f"configuration error: {exc}") from None
+    embedded.prepare(os.environ)

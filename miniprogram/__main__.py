@@ -1,0 +1,66 @@
+"""python -m miniprogram [--service URL] [--emulator URL] COMMAND
+
+Commands: login, info, logout [--all]. The session lives in a storage file
+(default instance/miniprogram-storage.json), as it would in wx storage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import requests
+
+from miniprogram.client import MiniProgram, ServiceError
+from miniprogram.storage import Storage
+
+DEFAULT_STORAGE = Path(__file__).resolve().parent.parent / "instance" / "miniprogram-storage.json"
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m miniprogram", description=__doc__.splitlines()[0])
+    p.add_argument("--service", default="http://127.0.0.1:8000")
+    p.add_argument("--emulator", default="http://127.0.0.1:5100")
+    p.add_argument("--storage", type=Path, default=DEFAULT_STORAGE)
+    p.add_argument("--bearer", action="store_true", help="send the token, not the cookie")
+    commands = p.add_subparsers(dest="command", required=True)
+    commands.add_parser("login", help="wx.login, then POST /oauth/login; store the cookie")
+    commands.add_parser("info", help="GET /user/info with the stored cookie")
+    logout = commands.add_parser("logout", help="POST /oauth/logout")
+    logout.add_argument("--all", action="store_true", help="end every session of the user")
+    return p
+
+
+def run(args: argparse.Namespace, app: MiniProgram) -> object:
+    if args.command == "login":
+        data = app.login()
+        return {"loggedIn": True, "expiresIn": data["expiresIn"], "storage": str(args.storage)}
+    if args.command == "info":
+        return app.info()
+    return app.logout(everywhere=args.all)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    app = MiniProgram(args.service, args.emulator, Storage(args.storage), use_bearer=args.bearer)
+    try:
+        result = run(args, app)
+    except ServiceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except requests.RequestException as exc:
+        print(
+            f"error: cannot reach the service or the emulator ({type(exc).__name__})",
+            file=sys.stderr,
+        )
+        return 2
+    finally:
+        app.close()
+    print(json.dumps(result, ensure_ascii=False, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

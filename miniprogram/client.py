@@ -1,0 +1,118 @@
+"""The mini program's side of the protocol, in Python.
+
+It behaves as the JavaScript client in client/ does: wx.login (here: the
+emulator hands out a code), POST /oauth/login, keep Set-Cookie in storage,
+replay it as a Cookie header (or send the token as a Bearer header), and on a
+401 log in once more and retry the call once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+
+from miniprogram.cookies import CookieJar
+from miniprogram.storage import Storage
+from wechat_emulator import EmulatorControl
+
+TOKEN_KEY = "token"
+# The emulator's stand-in for "which WeChat account is signed in on this
+# phone"; a real mini program never sees it.
+DEVICE_USER_KEY = "emulator.device_openid"
+
+
+class ServiceError(Exception):
+    """The service answered with its error shape {code, error, message}."""
+
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        self.status = status
+        self.code = body.get("code")
+        self.error = body.get("error", "unknown")
+        self.message = body.get("message", "")
+        super().__init__(f"HTTP {status} {self.error}: {self.message}")
+
+
+class MiniProgram:
+    def __init__(
+        self,
+        service: str,
+        emulator: str,
+        storage: Storage,
+        *,
+        use_bearer: bool = False,
+        timeout: float = 15.0,
+    ) -> None:
+        self.service = service.rstrip("/")
+        self.storage = storage
+        self.use_bearer = use_bearer
+        self.timeout = timeout
+        self.http = requests.Session()
+        self.wx = EmulatorControl(emulator)
+        self.cookies = CookieJar(storage)
+        self.logins = 0
+
+    def close(self) -> None:
+        self.http.close()
+        self.wx.close()
+
+    # -- wx.* ---------------------------------------------------------------
+
+    def wx_login(self) -> str:
+        issued = self.wx.login(openid=self.storage.get(DEVICE_USER_KEY))
+        self.storage.set(DEVICE_USER_KEY, issued["openid"])
+        return issued["code"]
+
+    # -- protocol -----------------------------------------------------------
+
+    def login(self) -> dict[str, Any]:
+        self.logins += 1
+        data = self._send("POST", "/oauth/login", {"code": self.wx_login(), "type": "wxapp"})
+        self.storage.set(TOKEN_KEY, data["token"])
+        return data
+
+    def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        """A call that needs the session: one shared re-login on 401, one retry."""
+        try:
+            return self._send(method, path, body)
+        except ServiceError as exc:
+            if exc.status != 401:
+                raise
+        self.login()
+        return self._send(method, path, body)
+
+    def logout(self, everywhere: bool = False) -> Any:
+        try:
+            return self._send("POST", "/oauth/logout", {"all": True} if everywhere else {})
+        finally:
+            self.storage.remove(TOKEN_KEY)
+            self.cookies.clear()
+
+    def info(self) -> dict[str, Any]:
+        return self.request("GET", "/user/info")
+
+    def _send(self, method: str, path: str, body: dict[str, Any] | None) -> Any:
+        response = self.http.request(
+            method,
+            self.service + path,
+            json=body,
+            headers=self._auth_headers(),
+            timeout=self.timeout,
+        )
+        # Every Set-Cookie header on its own: Expires dates contain commas,
+        # so a merged header cannot be split back reliably.
+        self.cookies.store(response.raw.headers.getlist("Set-Cookie"))
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = {"error": "not_json", "message": response.text[:200]}
+        if response.status_code >= 400 or not isinstance(payload, dict):
+            raise ServiceError(response.status_code, payload if isinstance(payload, dict) else {})
+        return payload.get("data")
+
+    def _auth_headers(self) -> dict[str, str]:
+        if self.use_bearer:
+            token = self.storage.get(TOKEN_KEY)
+            return {"Authorization": f"Bearer {token}"} if token else {}
+        cookie = self.cookies.header()
+        return {"Cookie": cookie} if cookie else {}

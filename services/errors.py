@@ -1,0 +1,169 @@
+"""Domain errors. Each carries the HTTP status, stable slug and numeric code it
+becomes in the JSON error shape `{"code", "error", "message"}`.
+
+Services raise these; `errors.py` at the top level renders them. Messages are
+written for the mini program developer and never contain a session_key,
+openid, unionid, access_token or the app secret.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class ServiceError(Exception):
+    status: ClassVar[int] = 500
+    slug: ClassVar[str] = "internal_error"
+    code: ClassVar[int] = 5000
+    message: ClassVar[str] = "The service failed unexpectedly; the failure was logged."
+    # Transient errors may succeed when the same request is sent again.
+    transient: ClassVar[bool] = False
+
+    def __init__(self, message: str | None = None, *, retry_after: int | None = None):
+        self.detail = message or self.message
+        self.retry_after = retry_after
+        super().__init__(self.detail)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "error": self.slug, "message": self.detail}
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)} if self.retry_after else {}
+
+
+# -- the client sent something we cannot use ---------------------------------
+
+
+class InvalidBody(ServiceError):
+    status, slug, code = 400, "invalid_body", 1001
+    message = "The request body must be a JSON object or form-encoded fields."
+
+
+class InvalidField(ServiceError):
+    status, slug, code = 400, "invalid_field", 1002
+    message = "A field is missing or has the wrong type."
+
+
+class UnsupportedLoginType(ServiceError):
+    status, slug, code = 400, "unsupported_login_type", 1003
+    message = 'Unknown login type; the only supported type is "wxapp".'
+
+
+class BadRequest(ServiceError):
+    status, slug, code = 400, "bad_request", 1004
+    message = "The request could not be understood."
+
+
+class NotFound(ServiceError):
+    status, slug, code = 404, "not_found", 1005
+    message = "There is no such endpoint."
+
+
+class MethodNotAllowed(ServiceError):
+    status, slug, code = 405, "method_not_allowed", 1006
+    message = "This endpoint does not accept that HTTP method."
+
+
+class PayloadTooLarge(ServiceError):
+    status, slug, code = 413, "payload_too_large", 1007
+    message = "The request body is too large."
+
+
+class RateLimited(ServiceError):
+    status, slug, code = 429, "rate_limited", 1008
+    message = "Too many login attempts; wait before trying again."
+    transient = True
+
+
+# -- session -----------------------------------------------------------------
+
+
+class Unauthorized(ServiceError):
+    status, slug, code = 401, "unauthorized", 2001
+    message = (
+        "Not logged in, or the session has ended: call wx.login and POST the code to /oauth/login."
+    )
+
+
+# -- WeChat's answer to code2Session -------------------------------------------
+
+
+class CodeInvalid(ServiceError):
+    status, slug, code = 400, "code_invalid", 3001
+    message = "WeChat rejected the login code as invalid or expired: call wx.login again."
+
+
+class CodeUsed(ServiceError):
+    status, slug, code = 400, "code_used", 3002
+    message = "This login code was already used: call wx.login again for a new one."
+
+
+class CodeBlocked(ServiceError):
+    status, slug, code = 403, "code_blocked", 3003
+    message = "WeChat blocked this login because it rates the user as high risk."
+
+
+# -- WeChat unavailable or misconfigured ----------------------------------------
+
+
+class WeChatRateLimited(ServiceError):
+    status, slug, code = 429, "wechat_rate_limited", 3101
+    message = "WeChat's per-minute quota is exhausted; retry in a minute."
+    transient = True
+
+    def __init__(self, message: str | None = None, *, retry_after: int | None = 60):
+        super().__init__(message, retry_after=retry_after)
+
+
+class WeChatBusy(ServiceError):
+    status, slug, code = 503, "wechat_busy", 3102
+    message = "WeChat reported a system error twice; retry shortly."
+    transient = True
+
+
+class WeChatTimeout(ServiceError):
+    status, slug, code = 504, "wechat_timeout", 3103
+    message = "WeChat did not answer in time; retry shortly."
+    transient = True
+
+
+class WeChatUnreachable(ServiceError):
+    status, slug, code = 502, "wechat_unreachable", 3104
+    message = "WeChat could not be reached; retry shortly."
+    transient = True
+
+
+class WeChatMisconfigured(ServiceError):
+    status, slug, code = 502, "wechat_misconfigured", 3105
+    message = "WeChat rejected this service's app credentials; the operator has been alerted."
+
+
+class WeChatError(ServiceError):
+    status, slug, code = 502, "wechat_error", 3106
+    message = "WeChat gave an answer this service does not understand."
+
+
+# -- infrastructure ------------------------------------------------------------
+
+
+class SessionStoreUnavailable(ServiceError):
+    status, slug, code = 503, "session_store_unavailable", 5001
+    message = "The session store is unavailable; retry shortly."
+    transient = True
+
+
+class DatabaseUnavailable(ServiceError):
+    status, slug, code = 503, "database_unavailable", 5002
+    message = "The user database is unavailable; retry shortly."
+    transient = True
+
+
+def catalog() -> list[type[ServiceError]]:
+    """Every error class, for the README table and its test."""
+    found: list[type[ServiceError]] = []
+    pending = [ServiceError]
+    while pending:
+        cls = pending.pop()
+        found.append(cls)
+        pending.extend(cls.__subclasses__())
+    return sorted(found, key=lambda cls: cls.code)

@@ -1,0 +1,35 @@
+"""wx.login code in, server-side session out."""
+
+from __future__ import annotations
+
+import logging
+
+from services.session_keys import SessionKeyRing
+from services.sessions import IssuedSession, SessionStore
+from services.users import UserStore
+from services.wechat import WeChatClient
+
+log = logging.getLogger(__name__)
+
+
+class LoginService:
+    def __init__(
+        self,
+        *,
+        wechat: WeChatClient,
+        users: UserStore,
+        sessions: SessionStore,
+        session_keys: SessionKeyRing,
+    ) -> None:
+        self.wechat = wechat
+        self.users = users
+        self.sessions = sessions
+        self.session_keys = session_keys
+
+    def login(self, js_code: str) -> IssuedSession:
+        exchanged = self.wechat.code2session(js_code)
+        user = self.users.upsert_login(exchanged.openid, exchanged.unionid)
+        self.session_keys.record(user.id, exchanged.session_key)
+        issued = self.sessions.issue(user.id, user.profile, user.profile_version)
+        log.info("login: user %s, %s session", user.id, "shared" if issued.reused else "new")
+        return issued

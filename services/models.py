@@ -1,0 +1,75 @@
+"""The users table. The schema is made by the Alembic history in migrations/."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, DateTime, Integer, SmallInteger, String, UniqueConstraint
+from sqlalchemy.dialects import mysql
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# openid and unionid are case-sensitive: "oAb" and "oab" are different users.
+# MySQL's utf8mb4_unicode_ci would fold them together under the unique index.
+WeChatId = String(64).with_variant(
+    mysql.VARCHAR(64, charset="ascii", collation="ascii_bin"), "mysql", "mariadb"
+)
+# SQLite only autoincrements INTEGER PRIMARY KEY.
+UserId = BigInteger().with_variant(Integer(), "sqlite")
+
+# Profile fields in the order /user/info shows them: (column, WeChat's name).
+PROFILE_FIELDS: tuple[tuple[str, str], ...] = (
+    ("nick_name", "nickName"),
+    ("avatar_url", "avatarUrl"),
+    ("gender", "gender"),
+    ("city", "city"),
+    ("province", "province"),
+    ("country", "country"),
+    ("language", "language"),
+    ("phone_number", "phoneNumber"),
+    ("pure_phone_number", "purePhoneNumber"),
+    ("country_code", "countryCode"),
+)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (
+        UniqueConstraint("openid", name="uq_users_openid"),
+        {
+            "mysql_engine": "InnoDB",
+            "mysql_charset": "utf8mb4",
+            "mysql_collate": "utf8mb4_unicode_ci",
+        },
+    )
+
+    id: Mapped[int] = mapped_column(UserId, primary_key=True, autoincrement=True)
+    openid: Mapped[str] = mapped_column(WeChatId)
+    unionid: Mapped[str | None] = mapped_column(WeChatId, index=True)
+    nick_name: Mapped[str | None] = mapped_column(String(255))
+    avatar_url: Mapped[str | None] = mapped_column(String(1024))
+    gender: Mapped[int | None] = mapped_column(SmallInteger)
+    city: Mapped[str | None] = mapped_column(String(128))
+    province: Mapped[str | None] = mapped_column(String(128))
+    country: Mapped[str | None] = mapped_column(String(128))
+    language: Mapped[str | None] = mapped_column(String(32))
+    phone_number: Mapped[str | None] = mapped_column(String(32))
+    pure_phone_number: Mapped[str | None] = mapped_column(String(32))
+    country_code: Mapped[str | None] = mapped_column(String(8))
+    # Bumped by every profile change; sessions cache the profile by this version.
+    profile_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+    def profile(self) -> dict[str, Any]:
+        return {name: getattr(self, column) for column, name in PROFILE_FIELDS}

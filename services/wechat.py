@@ -1,0 +1,225 @@
+"""Client for the WeChat server APIs this service calls.
+
+One pooled `requests.Session`, a (connect, read) timeout on every call, and the
+errcode checked on every reply. Nothing here logs or raises a message that
+contains the app secret, a session_key, an openid or an access_token: request
+exceptions carry the URL (with `secret=` in its query), so they are never
+chained or formatted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from services import errors
+
+log = logging.getLogger(__name__)
+
+# errcodes whose meaning is the same on every endpoint we call.
+COMMON_ERRORS: Mapping[int, type[errors.ServiceError]] = {
+    -1: errors.WeChatBusy,
+    45011: errors.WeChatRateLimited,
+}
+
+# WeChat's words for "your app credentials are wrong", and the setting to fix.
+CREDENTIAL_ERRORS: Mapping[int, str] = {
+    40013: "WECHAT_APPID",  # invalid appid
+    41002: "WECHAT_APPID",  # appid missing
+    40125: "WECHAT_SECRET",  # invalid appsecret
+    41004: "WECHAT_SECRET",  # appsecret missing
+    40001: "WECHAT_SECRET",  # on the token endpoints: secret does not match the appid
+}
+
+
+@dataclass(frozen=True)
+class Code2Session:
+    openid: str = field(repr=False)
+    session_key: str = field(repr=False)
+    unionid: str | None = field(default=None, repr=False)
+
+
+class WeChatErrcode(Exception):
+    """A reply carried a non-zero errcode that the caller has to interpret."""
+
+    def __init__(self, endpoint: str, errcode: int):
+        super().__init__(f"WeChat {endpoint} answered errcode {errcode}")
+        self.endpoint = endpoint
+        self.errcode = errcode
+
+
+def http_session(pool_size: int = 32) -> requests.Session:
+    """The one pooled session for api.weixin.qq.com; retries are ours, not urllib3's."""
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool_size, max_retries=0)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    session.headers["User-Agent"] = "wx-session-service"
+    return session
+
+
+def hmac_sha256_hex(session_key: str, message: bytes = b"") -> str:
+    """WeChat's user-state signature: the key is the session_key *string*, not its bytes."""
+    return hmac.new(session_key.encode("ascii"), message, hashlib.sha256).hexdigest()
+
+
+class WeChatClient:
+    def __init__(
+        self,
+        *,
+        appid: str,
+        secret: str,
+        api_base: str,
+        http: requests.Session,
+        timeout: tuple[float, float] = (3.05, 5.0),
+        retry_backoff: float = 0.2,
+    ) -> None:
+        self.appid = appid
+        self._secret = secret
+        self.api_base = api_base.rstrip("/")
+        self.http = http
+        self.timeout = timeout
+        self.retry_backoff = retry_backoff
+
+    # -- endpoints -----------------------------------------------------------
+
+    def code2session(self, js_code: str) -> Code2Session:
+        reply = self.call(
+            "jscode2session",
+            "GET",
+            "/sns/jscode2session",
+            params={
+                "appid": self.appid,
+                "secret": self._secret,
+                "js_code": js_code,
+                "grant_type": "authorization_code",
+            },
+            errors={
+                40029: errors.CodeInvalid,
+                41008: errors.CodeInvalid,  # missing code
+                40163: errors.CodeUsed,
+                40226: errors.CodeBlocked,
+            },
+        )
+        openid, session_key = reply.get("openid"), reply.get("session_key")
+        unionid = reply.get("unionid")
+        if not (_is_text(openid) and _is_text(session_key)) or (
+            unionid is not None and not _is_text(unionid)
+        ):
+            log.error("WeChat jscode2session answered without openid or session_key")
+            raise errors.WeChatError()
+        return Code2Session(openid=openid, session_key=session_key, unionid=unionid or None)
+
+    # -- machinery -----------------------------------------------------------
+
+    def call(
+        self,
+        endpoint: str,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        body: Any = None,
+        errors: Mapping[int, type[errors.ServiceError]] | None = None,
+        passthrough: frozenset[int] = frozenset(),
+    ) -> dict[str, Any]:
+        """Call an endpoint; -1 (system busy) is retried once after a short backoff.
+
+        errcodes in `passthrough` are raised as WeChatErrcode for the caller;
+        the rest become ServiceErrors through `errors`, then the common table.
+        """
+        for attempt in (1, 2):
+            reply = self._send(endpoint, method, path, params, body)
+            errcode = _errcode(endpoint, reply)
+            if errcode == 0:
+                return reply
+            if errcode == -1 and attempt == 1:
+                log.warning("WeChat %s answered -1 (system busy); retrying once", endpoint)
+                time.sleep(self.retry_backoff)
+                continue
+            if errcode in passthrough:
+                raise WeChatErrcode(endpoint, errcode)
+            raise self._error(endpoint, errcode, errors or {})
+        raise AssertionError("unreachable")
+
+    def _send(
+        self,
+        endpoint: str,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None,
+        body: Any,
+    ) -> dict[str, Any]:
+        try:
+            response = self.http.request(
+                method,
+                self.api_base + path,
+                params=params,
+                data=None if body is None else json.dumps(body, ensure_ascii=False).encode(),
+                headers=None if body is None else {"Content-Type": "application/json"},
+                timeout=self.timeout,
+            )
+        except requests.Timeout:
+            log.warning("WeChat %s timed out", endpoint)
+            raise errors.WeChatTimeout() from None
+        except requests.RequestException as exc:
+            log.warning("WeChat %s unreachable (%s)", endpoint, type(exc).__name__)
+            raise errors.WeChatUnreachable() from None
+        if response.status_code != 200:
+            log.error("WeChat %s answered HTTP %s", endpoint, response.status_code)
+            raise errors.WeChatError()
+        # WeChat answers JSON as text/plain, so the Content-Type is ignored.
+        try:
+            reply = json.loads(response.content)
+        except ValueError:
+            log.error("WeChat %s answered something that is not JSON", endpoint)
+            raise errors.WeChatError() from None
+        if not isinstance(reply, dict):
+            log.error("WeChat %s answered JSON that is not an object", endpoint)
+            raise errors.WeChatError()
+        return reply
+
+    def _error(
+        self,
+        endpoint: str,
+        errcode: int,
+        specific: Mapping[int, type[errors.ServiceError]],
+    ) -> errors.ServiceError:
+        if errcode in specific:
+            log.info("WeChat %s answered errcode %s", endpoint, errcode)
+            return specific[errcode]()
+        if errcode in COMMON_ERRORS:
+            log.warning("WeChat %s answered errcode %s", endpoint, errcode)
+            return COMMON_ERRORS[errcode]()
+        if errcode in CREDENTIAL_ERRORS:
+            log.error(
+                "WeChat %s rejected the app credentials (errcode %s): check the %s setting",
+                endpoint,
+                errcode,
+                CREDENTIAL_ERRORS[errcode],
+            )
+            return errors.WeChatMisconfigured()
+        log.error("WeChat %s answered unexpected errcode %s", endpoint, errcode)
+        return errors.WeChatError()
+
+
+def _errcode(endpoint: str, reply: Mapping[str, Any]) -> int:
+    # code2Session omits errcode on success; other endpoints send 0.
+    errcode = reply.get("errcode", 0)
+    if isinstance(errcode, bool) or not isinstance(errcode, int):
+        log.error("WeChat %s answered a non-integer errcode", endpoint)
+        raise errors.WeChatError()
+    return errcode
+
+
+def _is_text(value: Any) -> bool:
+    return isinstance(value, str) and bool(value)

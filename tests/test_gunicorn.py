@@ -1,0 +1,66 @@
+"""The deployed shape: gunicorn with gunicorn.conf.py and two workers. A
+session made on one worker works on the other, as a cookie and as a bearer
+token, and a logout on one worker is a 401 on every worker at once."""
+
+from __future__ import annotations
+
+import pytest
+from servers import Server
+
+from helpers import bearer, cookie
+
+pytestmark = pytest.mark.gunicorn
+
+
+@pytest.fixture
+def server(service: Server) -> Server:
+    return service
+
+
+@pytest.fixture
+def logged_in(server, wechat, redis_client, watch) -> tuple[str, int]:
+    response, pid = server.call("POST", "/oauth/login", json={"code": wechat.login()["code"]})
+    watch.add_text(str(response.headers) + response.text)
+    assert response.status_code == 200, response.text
+    return response.json()["data"]["token"], pid
+
+
+def on_another_worker(server: Server, path: str, pid: int, headers: dict, watch) -> int:
+    """Repeat the request on fresh connections until another worker serves it."""
+    for _ in range(100):
+        response, served_by = server.get(path, headers=headers)
+        watch.add_text(str(response.headers) + response.text)
+        if served_by != pid:
+            return response.status_code
+    pytest.fail("every request landed on the same worker")
+
+
+@pytest.mark.parametrize("present", [cookie, bearer])
+def test_a_session_from_one_worker_works_on_the_other(server, logged_in, present, watch):
+    token, login_pid = logged_in
+    assert on_another_worker(server, "/user/info", login_pid, present(token), watch) == 200
+
+
+def test_a_logout_is_a_401_on_every_worker(server, logged_in, watch):
+    token, _ = logged_in
+    response, logout_pid = server.call("POST", "/oauth/logout", headers=bearer(token))
+    assert response.status_code == 200
+    assert on_another_worker(server, "/user/info", logout_pid, bearer(token), watch) == 401
+    for _ in range(10):
+        assert server.get("/user/info", headers=cookie(token))[0].status_code == 401
+
+
+def test_errors_are_json_under_gunicorn(server, watch):
+    response, _ = server.get("/nowhere")
+    assert response.status_code == 404
+    assert response.json()["error"] == "not_found"
+
+
+def test_logs_never_show_secrets(server, logged_in, wechat, watch):
+    token, _ = logged_in
+    server.get("/user/info", headers=bearer(token))
+    wechat.fault("jscode2session", errcode=40125)
+    server.call("POST", "/oauth/login", json={"code": wechat.login()["code"]})
+    log = server.log_text()
+    assert "WECHAT_SECRET" in log  # the misconfiguration was reported...
+    watch.add_text(log)  # ...and the leak watch checks it holds no secret

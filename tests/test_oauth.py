@@ -1,0 +1,268 @@
+"""POST /oauth/login and /oauth/logout through the Flask app, with the
+emulator over HTTP and a real Redis and database behind it."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import func, select
+
+from extensions import db
+from helpers import bearer, cookie, free_port
+from services.models import User
+
+
+def login_with(client, code: str, **extra):
+    return client.post("/oauth/login", json={"code": code, **extra})
+
+
+def user_rows(app) -> int:
+    with app.app_context():
+        return db.session.scalar(select(func.count()).select_from(User))
+
+
+def session_keys(app, openid: str) -> list[str]:
+    services = app.extensions["wx_services"]
+    user_id = services.users.find_id(openid)
+    return [k.session_key for k in services.session_keys.recent(user_id)]
+
+
+# -- success ------------------------------------------------------------------
+
+
+def test_login_returns_a_token_and_sets_the_same_cookie(client, wechat):
+    response = login_with(client, wechat.login()["code"])
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["code"] == 0
+    token = body["data"]["token"]
+    assert re.fullmatch(r"[A-Za-z0-9_-]{43}", token)
+    assert body["data"]["expiresIn"] == 7 * 24 * 3600
+    (set_cookie,) = response.headers.getlist("Set-Cookie")
+    assert set_cookie.startswith(f"sid={token};")
+    attributes = {part.strip().split("=")[0] for part in set_cookie.split(";")[1:]}
+    assert {"HttpOnly", "Path", "SameSite", "Max-Age", "Expires"} <= attributes
+    assert "Secure" not in attributes
+    assert "Max-Age=604800" in set_cookie and "SameSite=Lax" in set_cookie
+    assert "Path=/" in set_cookie
+
+
+@pytest.mark.parametrize("config_overrides", [{"SESSION_COOKIE_SECURE": True}])
+def test_secure_cookie_when_configured(client, wechat):
+    response = login_with(client, wechat.login()["code"])
+    assert "Secure" in response.headers["Set-Cookie"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "content_type"),
+    [
+        ({"data": {"code": "{code}"}}, "application/x-www-form-urlencoded"),
+        ({"data": {"code": "{code}", "type": "wxapp"}}, "multipart/form-data"),
+        ({"data": '{{"code": "{code}"}}'}, "text/plain"),
+        ({"data": '{{"code": "{code}", "type": "wxapp"}}'}, "application/json"),
+    ],
+)
+def test_login_accepts_json_and_form_bodies(client, wechat, kwargs, content_type):
+    code = wechat.login()["code"]
+    data = kwargs["data"]
+    data = (
+        data.format(code=code)
+        if isinstance(data, str)
+        else {k: v.format(code=code) for k, v in data.items()}
+    )
+    response = client.post("/oauth/login", data=data, content_type=content_type)
+    assert response.status_code == 200, response.get_json()
+
+
+def test_login_stores_the_user_and_the_newest_session_key(app, client, wechat):
+    wechat.configure(rotate="always")
+    first = wechat.login(unionid="oUnion0000000000000000000001")
+    login_with(client, first["code"])
+    second = wechat.login(openid=first["openid"])
+    assert second["session_key"] != first["session_key"]
+    login_with(client, second["code"])
+    assert user_rows(app) == 1
+    assert session_keys(app, first["openid"])[0] == second["session_key"]
+    with app.app_context():
+        assert db.session.scalar(select(User.unionid)) == "oUnion0000000000000000000001"
+
+
+@pytest.mark.parametrize("config_overrides", [{"LOGIN_DEDUP_WINDOW": 0}])
+def test_every_login_issues_a_fresh_id(client, wechat):
+    openid = wechat.login()["openid"]
+    tokens = [
+        login_with(client, wechat.login(openid=openid)["code"]).get_json()["data"]["token"]
+        for _ in range(3)
+    ]
+    assert len(set(tokens)) == 3
+    for token in tokens:
+        assert client.get("/user/info", headers=bearer(token)).status_code == 200
+
+
+@pytest.mark.parametrize("present", [cookie, bearer])
+def test_a_presented_id_is_never_adopted(client, wechat, present):
+    planted = "P" * 43  # an attacker's choice of session id
+    response = client.post(
+        "/oauth/login", json={"code": wechat.login()["code"]}, headers=present(planted)
+    )
+    assert response.get_json()["data"]["token"] != planted
+    assert client.get("/user/info", headers=bearer(planted)).status_code == 401
+
+
+def test_system_busy_once_still_logs_in(client, wechat):
+    wechat.fault("jscode2session", errcode=-1)
+    response = login_with(client, wechat.login()["code"])
+    assert response.status_code == 200
+    assert len(wechat.calls("jscode2session")) == 2
+
+
+# -- bad input ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "slug"),
+    [
+        ({}, "invalid_field"),
+        ({"code": ""}, "invalid_field"),
+        ({"code": "   "}, "invalid_field"),
+        ({"code": None}, "invalid_field"),
+        ({"code": 12345}, "invalid_field"),
+        ({"code": ["a"]}, "invalid_field"),
+        ({"code": {"a": 1}}, "invalid_field"),
+        ({"code": True}, "invalid_field"),
+        ({"code": "abc\ndef"}, "invalid_field"),
+        ({"code": "码"}, "invalid_field"),
+        ({"code": "x" * 129}, "invalid_field"),
+        ({"code": "abc", "type": "web"}, "unsupported_login_type"),
+        ({"code": "abc", "type": 1}, "invalid_field"),
+    ],
+)
+def test_bad_fields_are_400_and_never_reach_wechat(client, wechat, body, slug):
+    response = client.post("/oauth/login", json=body)
+    assert response.status_code == 400
+    assert response.get_json()["error"] == slug
+    assert response.get_json()["code"] != 0
+    assert wechat.calls("jscode2session") == []
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"not json", b"[1, 2]", b'"code"', b"42", b"null", b"{", b"\xff\xfe\xfa", b"[" * 50_000],
+)
+def test_malformed_bodies_are_invalid_body(client, wechat, raw):
+    response = client.post("/oauth/login", data=raw, content_type="application/json")
+    assert response.status_code == 400
+    assert response.get_json()["error"] == "invalid_body"
+    assert wechat.calls("jscode2session") == []
+
+
+def test_an_oversized_body_is_413(client):
+    response = client.post(
+        "/oauth/login", data=b'{"code": "' + b"a" * 70_000 + b'"}', content_type="application/json"
+    )
+    assert response.status_code == 413
+    assert response.get_json()["error"] == "payload_too_large"
+
+
+# -- WeChat says no, or is not there --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fault", "status", "slug"),
+    [
+        ({"errcode": 40029}, 400, "code_invalid"),
+        ({"errcode": 40163}, 400, "code_used"),
+        ({"errcode": 40226}, 403, "code_blocked"),
+        ({"errcode": 45011}, 429, "wechat_rate_limited"),
+        ({"errcode": -1, "times": 2}, 503, "wechat_busy"),
+        ({"delay": 3.0}, 504, "wechat_timeout"),
+        ({"drop": True}, 502, "wechat_unreachable"),
+        ({"errcode": 40013}, 502, "wechat_misconfigured"),
+        ({"errcode": 40125}, 502, "wechat_misconfigured"),
+        ({"errcode": 12345}, 502, "wechat_error"),
+        ({"body": "<html>bad gateway</html>"}, 502, "wechat_error"),
+    ],
+)
+def test_wechat_failures_map_to_status_and_slug(app, client, wechat, fault, status, slug):
+    wechat.fault("jscode2session", **fault)
+    response = login_with(client, wechat.login()["code"])
+    assert response.status_code == status
+    assert response.get_json()["error"] == slug
+    assert "Set-Cookie" not in response.headers  # a failed exchange is not a login
+    assert user_rows(app) == 0
+
+
+def test_rate_limit_carries_retry_after(client, wechat):
+    wechat.fault("jscode2session", errcode=45011)
+    response = login_with(client, wechat.login()["code"])
+    assert response.headers["Retry-After"] == "60"
+
+
+@pytest.mark.parametrize("code_kind", ["unknown", "expired", "blocked"])
+def test_codes_wechat_rejects(client, wechat, code_kind):
+    if code_kind == "unknown":
+        code, slug, status = "0" * 32, "code_invalid", 400
+    elif code_kind == "expired":
+        code, slug, status = wechat.login()["code"], "code_invalid", 400
+        wechat.advance(301)
+    else:
+        code, slug, status = wechat.login(blocked=True)["code"], "code_blocked", 403
+    response = login_with(client, code)
+    assert (response.status_code, response.get_json()["error"]) == (status, slug)
+
+
+@pytest.mark.parametrize(
+    "config_overrides", [{"WECHAT_API_BASE": f"http://127.0.0.1:{free_port()}"}]
+)
+def test_wechat_refusing_connections_is_502(client):
+    response = login_with(client, "a" * 32)
+    assert response.status_code == 502
+    assert response.get_json()["error"] == "wechat_unreachable"
+
+
+@pytest.mark.parametrize("config_overrides", [{"WECHAT_SECRET": "not-the-right-secret"}])
+def test_wrong_secret_is_502_and_logged_without_the_secret(client, wechat, caplog):
+    response = login_with(client, wechat.login()["code"])
+    assert response.status_code == 502
+    assert response.get_json()["error"] == "wechat_misconfigured"
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert any("WECHAT_SECRET" in line for line in errors)
+    assert not any("not-the-right-secret" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("config_overrides", [{"REDIS_URL": "redis://127.0.0.1:1/0"}])
+def test_unreachable_redis_is_503(client, wechat):
+    response = login_with(client, wechat.login()["code"])
+    assert response.status_code == 503
+    assert response.get_json()["error"] == "session_store_unavailable"
+
+
+# -- logout -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("present", [cookie, bearer])
+def test_logout_ends_the_session_and_clears_the_cookie(client, login, present):
+    token = login()
+    other = login()
+    response = client.post("/oauth/logout", headers=present(token))
+    assert response.status_code == 200
+    assert response.get_json()["data"] == {"ended": 1}
+    set_cookie = response.headers["Set-Cookie"]
+    assert set_cookie.startswith("sid=;") and "Max-Age=0" in set_cookie
+    for replay in (cookie, bearer):
+        assert client.get("/user/info", headers=replay(token)).status_code == 401
+    assert client.get("/user/info", headers=bearer(other)).status_code == 200
+
+
+def test_logout_without_a_session_is_harmless(client):
+    response = client.post("/oauth/logout")
+    assert response.status_code == 200
+    assert response.get_json()["data"] == {"ended": 0}
+
+
+@pytest.mark.parametrize("config_overrides", [{"REDIS_URL": "redis://127.0.0.1:1/0"}])
+def test_logout_with_redis_down_does_not_pretend(client):
+    response = client.post("/oauth/logout", headers=bearer("A" * 43))
+    assert response.status_code == 503
+    assert response.get_json()["error"] == "session_store_unavailable"
