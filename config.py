@@ -86,6 +86,8 @@ def load(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "WECHAT_CONNECT_TIMEOUT": _float(env, "WECHAT_CONNECT_TIMEOUT", 3.05),
         "WECHAT_READ_TIMEOUT": _float(env, "WECHAT_READ_TIMEOUT", 5.0),
         "WECHAT_RETRY_BACKOFF": _float(env, "WECHAT_RETRY_BACKOFF", 0.2),
+        # encryptedData carries the time WeChat made it; 0 turns the check off.
+        "WECHAT_WATERMARK_MAX_AGE": _int(env, "WECHAT_WATERMARK_MAX_AGE", 600),
         "SECRET_KEY": env.get("SECRET_KEY", "") or (DEV_SECRET_KEY if dev_mode else ""),
         "REDIS_URL": env.get("REDIS_URL", "").strip() or None,
         "REDIS_KEY_PREFIX": env.get("REDIS_KEY_PREFIX", "wx:"),
@@ -119,5 +121,7 @@ def validate(config: Mapping[str, Any]) -> None:
     for name in ("SESSIONS_PER_USER", "SESSION_KEY_HISTORY"):
         if config[name] < 1:
             raise ConfigError(f"{name} must be at least 1")
+    if config["WECHAT_WATERMARK_MAX_AGE"] < 0:
+        raise ConfigError("WECHAT_WATERMARK_MAX_AGE cannot be negative (0 turns it off)")
     if config["LOGIN_DEDUP_WINDOW"] < 0:
         raise ConfigError("LOGIN_DEDUP_WINDOW cannot be negative")

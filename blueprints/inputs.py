@@ -37,6 +37,7 @@ def text_field(
     required: bool = True,
     max_length: int = 256,
     pattern: re.Pattern[str] | None = None,
+    strip: bool = True,
 ) -> str | None:
     value = fields.get(name)
     if value is None:
@@ -45,8 +46,9 @@ def text_field(
         return None
     if not isinstance(value, str):
         raise InvalidField(f"{name} must be a string.")
-    value = value.strip()
-    if not value:
+    if strip:
+        value = value.strip()
+    if not value.strip():
         raise InvalidField(f"{name} must not be empty.")
     if len(value) > max_length:
         raise InvalidField(f"{name} is longer than {max_length} characters.")

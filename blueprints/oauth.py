@@ -8,6 +8,7 @@ from flask import Blueprint, g, session
 from flask.typing import ResponseReturnValue
 
 from blueprints import ok, services
+from blueprints.auth import login_required
 from blueprints.inputs import body_fields, text_field
 from services.errors import UnsupportedLoginType
 
@@ -39,3 +40,12 @@ def logout() -> ResponseReturnValue:
         ended = int(services().sessions.revoke(g.user.sid, g.user.id))
     session.ended = True
     return ok({"ended": ended})
+
+
+@bp.get("/check")
+@login_required
+def check() -> ResponseReturnValue:
+    """Is the session alive (else 401), and does WeChat still accept the
+    session_key? If not, call wx.login before asking the user for data."""
+    valid = services().login.session_key_valid(g.user.id)
+    return ok({"session": True, "sessionKeyValid": valid})

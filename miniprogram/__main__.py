@@ -1,6 +1,7 @@
 """python -m miniprogram [--service URL] [--emulator URL] COMMAND
 
-Commands: login, info, logout [--all]. The session lives in a storage file
+Commands: login, info, check, bindinfo, bindphone, logout [--all]. The
+session lives in a storage file
 (default instance/miniprogram-storage.json), as it would in wx storage.
 """
 
@@ -28,6 +29,15 @@ def parser() -> argparse.ArgumentParser:
     commands = p.add_subparsers(dest="command", required=True)
     commands.add_parser("login", help="wx.login, then POST /oauth/login; store the cookie")
     commands.add_parser("info", help="GET /user/info with the stored cookie")
+    commands.add_parser("check", help="GET /oauth/check: is the session_key still valid?")
+    bindinfo = commands.add_parser("bindinfo", help="bind a profile (as wx.getUserProfile)")
+    bindinfo.add_argument("--nick", default="小程序用户🐱")
+    bindinfo.add_argument("--avatar", default="https://thirdwx.qlogo.cn/mmopen/vi_32/demo/132")
+    bindinfo.add_argument("--gender", type=int, default=0)
+    bindinfo.add_argument("--city", default="")
+    bindphone = commands.add_parser("bindphone", help="bind a phone number")
+    bindphone.add_argument("--phone", default="13800138000")
+    bindphone.add_argument("--legacy", action="store_true", help="encryptedData, not a code")
     logout = commands.add_parser("logout", help="POST /oauth/logout")
     logout.add_argument("--all", action="store_true", help="end every session of the user")
     return p
@@ -39,6 +49,22 @@ def run(args: argparse.Namespace, app: MiniProgram) -> object:
         return {"loggedIn": True, "expiresIn": data["expiresIn"], "storage": str(args.storage)}
     if args.command == "info":
         return app.info()
+    if args.command == "check":
+        return app.check()
+    if args.command == "bindinfo":
+        return app.bind_info(
+            {
+                "nickName": args.nick,
+                "avatarUrl": args.avatar,
+                "gender": args.gender,
+                "city": args.city,
+                "province": "",
+                "country": "",
+                "language": "zh_CN",
+            }
+        )
+    if args.command == "bindphone":
+        return app.bind_phone(args.phone, legacy=args.legacy)
     return app.logout(everywhere=args.all)
 
 

@@ -91,6 +91,49 @@ class MiniProgram:
     def info(self) -> dict[str, Any]:
         return self.request("GET", "/user/info")
 
+    def check(self) -> dict[str, Any]:
+        return self.request("GET", "/oauth/check")
+
+    def bind_info(self, profile: dict[str, Any]) -> dict[str, Any]:
+        """What a page does with wx.getUserProfile's result."""
+
+        def sealed() -> dict[str, Any]:
+            data = self.wx.encrypt(self.device_user(), data=profile)
+            return {k: data[k] for k in ("encryptedData", "iv", "rawData", "signature")}
+
+        return self._bind("/user/bindinfo", sealed)
+
+    def bind_phone(self, phone: str = "13800138000", legacy: bool = False) -> dict[str, Any]:
+        """What a page does with the getPhoneNumber button's e.detail."""
+        if not legacy:
+            code = self.wx.phone_code(self.device_user(), phoneNumber=phone, purePhoneNumber=phone)
+            return self.request("POST", "/user/bindphone", {"code": code["code"]})
+
+        def sealed() -> dict[str, Any]:
+            data = self.wx.encrypt(
+                self.device_user(),
+                data={"phoneNumber": phone, "purePhoneNumber": phone, "countryCode": "86"},
+            )
+            return {"encryptedData": data["encryptedData"], "iv": data["iv"]}
+
+        return self._bind("/user/bindphone", sealed)
+
+    def _bind(self, path: str, sealed: Any) -> dict[str, Any]:
+        """On 409 session_key_stale, as the service documents: log in first,
+        then get fresh encrypted data, and try once more."""
+        try:
+            return self.request("POST", path, sealed())
+        except ServiceError as exc:
+            if exc.error != "session_key_stale":
+                raise
+        self.login()
+        return self.request("POST", path, sealed())
+
+    def device_user(self) -> str:
+        if self.storage.get(DEVICE_USER_KEY) is None:
+            self.login()
+        return self.storage.get(DEVICE_USER_KEY)
+
     def _send(self, method: str, path: str, body: dict[str, Any] | None) -> Any:
         response = self.http.request(
             method,

@@ -9,7 +9,10 @@ from typing import Any
 import redis
 from sqlalchemy import Engine
 
+from services.access_token import AccessTokenProvider
 from services.login import LoginService
+from services.opendata import OpenDataCipher
+from services.profile import ProfileService
 from services.redis_store import Keys
 from services.session_keys import SessionKeyRing
 from services.sessions import SessionStore
@@ -23,7 +26,9 @@ class Services:
     users: UserStore
     sessions: SessionStore
     session_keys: SessionKeyRing
+    tokens: AccessTokenProvider
     login: LoginService
+    profile: ProfileService
 
 
 def build(config: Mapping[str, Any], client: redis.Redis, engine: Engine) -> Services:
@@ -52,7 +57,24 @@ def build(config: Mapping[str, Any], client: redis.Redis, engine: Engine) -> Ser
         history=config["SESSION_KEY_HISTORY"],
         ttl=config["SESSION_TTL"],
     )
-    login = LoginService(wechat=wechat, users=users, sessions=sessions, session_keys=session_keys)
+    tokens = AccessTokenProvider(client, keys=keys, fetch=wechat.stable_token)
+    login = LoginService(
+        wechat=wechat, users=users, sessions=sessions, session_keys=session_keys, tokens=tokens
+    )
+    profile = ProfileService(
+        users=users,
+        sessions=sessions,
+        session_keys=session_keys,
+        cipher=OpenDataCipher(config["WECHAT_APPID"], max_age=config["WECHAT_WATERMARK_MAX_AGE"]),
+        wechat=wechat,
+        tokens=tokens,
+    )
     return Services(
-        wechat=wechat, users=users, sessions=sessions, session_keys=session_keys, login=login
+        wechat=wechat,
+        users=users,
+        sessions=sessions,
+        session_keys=session_keys,
+        tokens=tokens,
+        login=login,
+        profile=profile,
     )

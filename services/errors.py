@@ -85,6 +85,58 @@ class Unauthorized(ServiceError):
     )
 
 
+class SessionKeyStale(ServiceError):
+    status, slug, code = 409, "session_key_stale", 2002
+    message = (
+        "The data was encrypted under a session_key this server no longer has. "
+        "Call wx.login and POST the code to /oauth/login first, then get fresh "
+        "encryptedData (ask for the profile or phone number again) and retry."
+    )
+
+
+# -- open data (encryptedData) -------------------------------------------------
+
+
+class MalformedEncryptedData(ServiceError):
+    status, slug, code = 400, "malformed_encrypted_data", 4001
+    message = "encryptedData is not base64 of whole AES blocks."
+
+
+class MalformedIv(ServiceError):
+    status, slug, code = 400, "malformed_iv", 4002
+    message = "iv is not base64 of 16 bytes."
+
+
+class PayloadNotJson(ServiceError):
+    status, slug, code = 400, "payload_not_json", 4003
+    message = "The data decrypted, but is not a JSON object."
+
+
+class WatermarkMismatch(ServiceError):
+    status, slug, code = 400, "watermark_mismatch", 4004
+    message = "The data's watermark does not name this mini program's appid."
+
+
+class PayloadExpired(ServiceError):
+    status, slug, code = 400, "payload_expired", 4005
+    message = "The data's watermark is too old: get fresh encryptedData and retry."
+
+
+class SignatureMismatch(ServiceError):
+    status, slug, code = 400, "signature_mismatch", 4006
+    message = "signature is not sha1(rawData + session_key): rawData was altered."
+
+
+class PayloadUserMismatch(ServiceError):
+    status, slug, code = 400, "payload_user_mismatch", 4007
+    message = "The data belongs to another WeChat user."
+
+
+class PayloadInvalid(ServiceError):
+    status, slug, code = 400, "payload_invalid", 4008
+    message = "The data decrypted, but its fields are not what WeChat sends."
+
+
 # -- WeChat's answer to code2Session -------------------------------------------
 
 
@@ -101,6 +153,16 @@ class CodeUsed(ServiceError):
 class CodeBlocked(ServiceError):
     status, slug, code = 403, "code_blocked", 3003
     message = "WeChat blocked this login because it rates the user as high risk."
+
+
+class PhoneCodeInvalid(ServiceError):
+    status, slug, code = 400, "phone_code_invalid", 3004
+    message = "WeChat rejected the phone number code as invalid, expired or used: ask again."
+
+
+class PhoneCodeAppidMismatch(ServiceError):
+    status, slug, code = 400, "phone_code_appid_mismatch", 3005
+    message = "The phone number code was issued to another mini program."
 
 
 # -- WeChat unavailable or misconfigured ----------------------------------------
@@ -136,6 +198,11 @@ class WeChatUnreachable(ServiceError):
 class WeChatMisconfigured(ServiceError):
     status, slug, code = 502, "wechat_misconfigured", 3105
     message = "WeChat rejected this service's app credentials; the operator has been alerted."
+
+
+class WeChatTokenRejected(ServiceError):
+    status, slug, code = 502, "wechat_token_rejected", 3107
+    message = "WeChat rejected a freshly fetched access_token; the operator has been alerted."
 
 
 class WeChatError(ServiceError):

@@ -72,9 +72,13 @@ class UserStore:
         with self._session() as session:
             return session.scalar(select(User.id).where(User.openid == openid))
 
-    def update_profile(self, user_id: int, changes: Mapping[str, Any]) -> UserRecord:
+    def update_profile(
+        self, user_id: int, changes: Mapping[str, Any], *, unionid: str | None = None
+    ) -> UserRecord:
         """Apply profile fields (WeChat's names) and bump the profile version."""
         values = {COLUMN_OF[name]: value for name, value in changes.items()}
+        if unionid is not None:
+            values["unionid"] = unionid
         with self._session() as session:
             if values:
                 session.execute(

@@ -38,7 +38,11 @@ CREDENTIAL_ERRORS: Mapping[int, str] = {
     40125: "WECHAT_SECRET",  # invalid appsecret
     41004: "WECHAT_SECRET",  # appsecret missing
     40001: "WECHAT_SECRET",  # on the token endpoints: secret does not match the appid
+    40164: "the IP whitelist in the WeChat console",  # this server's IP is not allowed
 }
+
+# The access_token was replaced (40001) or ran out (42001): refresh once, retry once.
+TOKEN_ERRORS = frozenset({40001, 42001})
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,19 @@ class Code2Session:
     openid: str = field(repr=False)
     session_key: str = field(repr=False)
     unionid: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class StableToken:
+    value: str = field(repr=False)
+    expires_in: int
+
+
+@dataclass(frozen=True)
+class PhoneInfo:
+    phone_number: str = field(repr=False)
+    pure_phone_number: str = field(repr=False)
+    country_code: str
 
 
 class WeChatErrcode(Exception):
@@ -118,6 +135,72 @@ class WeChatClient:
             log.error("WeChat jscode2session answered without openid or session_key")
             raise errors.WeChatError()
         return Code2Session(openid=openid, session_key=session_key, unionid=unionid or None)
+
+    def stable_token(self) -> StableToken:
+        """POST /cgi-bin/stable_token in normal mode: the current token while it
+        has over 5 minutes left, a new one (old one still valid) after that."""
+        reply = self.call(
+            "stable_token",
+            "POST",
+            "/cgi-bin/stable_token",
+            body={
+                "grant_type": "client_credential",
+                "appid": self.appid,
+                "secret": self._secret,
+                "force_refresh": False,
+            },
+            errors={45009: errors.WeChatRateLimited},
+        )
+        value, expires_in = reply.get("access_token"), reply.get("expires_in")
+        if not _is_text(value) or not isinstance(expires_in, int) or expires_in <= 0:
+            log.error("WeChat stable_token answered without a usable access_token")
+            raise errors.WeChatError()
+        return StableToken(value=value, expires_in=expires_in)
+
+    def get_phone_number(self, access_token: str, code: str, openid: str) -> PhoneInfo:
+        """getuserphonenumber with the getPhoneNumber button's code; WeChat also
+        checks that the code belongs to `openid`."""
+        reply = self.call(
+            "getuserphonenumber",
+            "POST",
+            "/wxa/business/getuserphonenumber",
+            params={"access_token": access_token},
+            body={"code": code, "openid": openid},
+            errors={40029: errors.PhoneCodeInvalid, 40013: errors.PhoneCodeAppidMismatch},
+            passthrough=TOKEN_ERRORS,
+        )
+        info = reply.get("phone_info")
+        if not isinstance(info, dict):
+            log.error("WeChat getuserphonenumber answered without phone_info")
+            raise errors.WeChatError()
+        fields = [info.get(name) for name in ("phoneNumber", "purePhoneNumber", "countryCode")]
+        if not all(isinstance(v, str | int) and not isinstance(v, bool) for v in fields):
+            log.error("WeChat getuserphonenumber answered an unreadable phone_info")
+            raise errors.WeChatError()
+        # The docs show countryCode as a number; the live API sends a string.
+        phone, pure, country = (str(v) for v in fields)
+        return PhoneInfo(phone_number=phone, pure_phone_number=pure, country_code=country)
+
+    def check_session(self, access_token: str, openid: str, session_key: str) -> bool:
+        """Whether WeChat still accepts this session_key for the user (87009: no)."""
+        try:
+            self.call(
+                "checksession",
+                "GET",
+                "/wxa/checksession",
+                params={
+                    "access_token": access_token,
+                    "openid": openid,
+                    "signature": hmac_sha256_hex(session_key),
+                    "sig_method": "hmac_sha256",
+                },
+                passthrough=TOKEN_ERRORS | {87009},
+            )
+        except WeChatErrcode as exc:
+            if exc.errcode == 87009:
+                return False
+            raise
+        return True
 
     # -- machinery -----------------------------------------------------------
 

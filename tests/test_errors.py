@@ -3,6 +3,7 @@ is documented in the README."""
 
 from __future__ import annotations
 
+import random
 import re
 
 import pytest
@@ -63,3 +64,52 @@ def test_every_slug_is_documented_in_the_readme():
     }
     expected = {(k.status, k.slug, k.code) for k in errors.catalog()}
     assert expected <= table, sorted(expected - table)
+
+
+def odd_values(rng: random.Random, depth: int = 0) -> object:
+    choices = [
+        lambda: None,
+        lambda: rng.choice([True, False]),
+        lambda: rng.randint(-(2**70), 2**70),
+        lambda: rng.random() * 1e308,
+        lambda: "".join(
+            rng.choice("ab+/=_- \n\t\x00é🐱𠀀\"'\\") for _ in range(rng.randint(0, 60))
+        ),
+        lambda: "A" * rng.choice([0, 16, 24, 43, 44, 200, 5000]),
+    ]
+    if depth < 3:
+        choices += [
+            lambda: [odd_values(rng, depth + 1) for _ in range(rng.randint(0, 3))],
+            lambda: {rng.choice(FIELDS): odd_values(rng, depth + 1) for _ in range(3)},
+        ]
+    return rng.choice(choices)()
+
+
+FIELDS = ["code", "type", "encryptedData", "iv", "rawData", "signature", "all", "x"]
+ENDPOINTS = [
+    ("POST", "/oauth/login"),
+    ("POST", "/oauth/logout"),
+    ("GET", "/oauth/check"),
+    ("GET", "/user/info"),
+    ("POST", "/user/bindinfo"),
+    ("POST", "/user/bindphone"),
+]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_no_input_produces_a_server_error(client, login, seed):
+    """Random bodies, JSON and form, logged in and not: never a 5xx, always the shape."""
+    rng = random.Random(seed)
+    token = login()
+    for _ in range(60):
+        method, path = rng.choice(ENDPOINTS)
+        headers = {"Authorization": f"Bearer {token}"} if rng.random() < 0.7 else {}
+        body = {name: odd_values(rng) for name in rng.sample(FIELDS, rng.randint(0, 4))}
+        if rng.random() < 0.3:
+            form = {k: str(v) for k, v in body.items()}
+            response = client.open(path, method=method, data=form, headers=headers)
+        else:
+            response = client.open(path, method=method, json=body, headers=headers)
+        assert response.status_code < 500, (path, body, response.get_json())
+        payload = response.get_json()
+        assert payload["code"] == 0 or (payload["error"] and payload["message"])

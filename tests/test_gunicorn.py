@@ -4,6 +4,8 @@ token, and a logout on one worker is a 401 on every worker at once."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 from servers import Server
 
@@ -64,3 +66,29 @@ def test_logs_never_show_secrets(server, logged_in, wechat, watch):
     log = server.log_text()
     assert "WECHAT_SECRET" in log  # the misconfiguration was reported...
     watch.add_text(log)  # ...and the leak watch checks it holds no secret
+
+
+def test_parallel_phone_binds_on_two_workers_fetch_one_token(server, wechat, watch):
+    """A cold token cache, two workers, 40 binds at once: one stable_token call."""
+    users = []
+    for _ in range(40):
+        issued = wechat.login()
+        response, _ = server.call("POST", "/oauth/login", json={"code": issued["code"]})
+        users.append(
+            (response.json()["data"]["token"], wechat.phone_code(issued["openid"])["code"])
+        )
+
+    def bind(user: tuple[str, str]) -> tuple[int, int]:
+        token, code = user
+        response, pid = server.call(
+            "POST", "/user/bindphone", json={"code": code}, headers=bearer(token)
+        )
+        watch.add_text(response.text)
+        return response.status_code, pid
+
+    with ThreadPoolExecutor(max_workers=40) as pool:
+        results = list(pool.map(bind, users))
+    assert [status for status, _ in results] == [200] * 40
+    assert len({pid for _, pid in results}) == 2  # both workers took part
+    assert len(wechat.calls("stable_token")) == 1
+    assert len(wechat.calls("getuserphonenumber")) == 40

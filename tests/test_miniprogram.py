@@ -135,3 +135,38 @@ def test_a_401_leads_to_one_relogin_and_one_retry(
     assert app.info()["nickName"] is None  # 401, re-login, retry
     assert app.logins == 2
     app.close()
+
+
+@pytest.mark.gunicorn
+def test_the_cli_binds_a_profile_and_a_phone(
+    service, emulator_server, wechat, redis_client, tmp_path, watch
+):
+    storage = tmp_path / "storage.json"
+    bound = run_cli(service, emulator_server, storage, "bindinfo", "--nick", "小明🐱𠀀")
+    assert bound.returncode == 0, bound.stderr
+    phone = run_cli(service, emulator_server, storage, "bindphone", "--phone", "13912345678")
+    assert phone.returncode == 0, phone.stderr
+    legacy = run_cli(
+        service, emulator_server, storage, "bindphone", "--legacy", "--phone", "13580006666"
+    )
+    assert legacy.returncode == 0, legacy.stderr
+    info = run_cli(service, emulator_server, storage, "info")
+    shown = json.loads(info.stdout)
+    assert shown["nickName"] == "小明🐱𠀀" and shown["phoneNumber"] == "13580006666"
+    check = run_cli(service, emulator_server, storage, "check")
+    assert json.loads(check.stdout) == {"session": True, "sessionKeyValid": True}
+    for output in (bound, phone, legacy, info, check):
+        watch.add_text(output.stdout + output.stderr)
+
+
+@pytest.mark.gunicorn
+def test_a_stale_session_key_leads_to_login_then_fresh_data(
+    service, emulator_server, wechat, redis_client, tmp_path
+):
+    wechat.configure(rotate="always")
+    app = MiniProgram(service.url, emulator_server.url, Storage(tmp_path / "s.json"))
+    app.login()
+    wechat.login(openid=app.device_user())  # WeChat rotated the key; we never heard of it
+    assert app.bind_info({"nickName": "after a rotation"})["nickName"] == "after a rotation"
+    assert app.logins == 2
+    app.close()

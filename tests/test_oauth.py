@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from extensions import db
 from helpers import bearer, cookie, free_port
 from services.models import User
+from services.wechat import hmac_sha256_hex
 
 
 def login_with(client, code: str, **extra):
@@ -266,3 +267,43 @@ def test_logout_with_redis_down_does_not_pretend(client):
     response = client.post("/oauth/logout", headers=bearer("A" * 43))
     assert response.status_code == 503
     assert response.get_json()["error"] == "session_store_unavailable"
+
+
+# -- /oauth/check ---------------------------------------------------------------
+
+
+def test_check_reports_a_live_session_and_a_valid_session_key(client, wechat):
+    issued = wechat.login()
+    token = login_with(client, issued["code"]).get_json()["data"]["token"]
+    response = client.get("/oauth/check", headers=bearer(token))
+    assert response.status_code == 200
+    assert response.get_json()["data"] == {"session": True, "sessionKeyValid": True}
+    (call,) = wechat.calls("checksession")
+    assert call["query"]["openid"] == issued["openid"]
+    assert call["query"]["sig_method"] == "hmac_sha256"
+    assert call["query"]["signature"] == hmac_sha256_hex(issued["session_key"])
+    assert call["query"]["access_token"]
+
+
+def test_check_sees_a_session_key_wechat_replaced(client, wechat):
+    wechat.configure(rotate="always")
+    issued = wechat.login()
+    token = login_with(client, issued["code"]).get_json()["data"]["token"]
+    wechat.login(openid=issued["openid"])  # a wx.login whose code never reached us
+    response = client.get("/oauth/check", headers=bearer(token))
+    assert response.get_json()["data"] == {"session": True, "sessionKeyValid": False}
+
+
+def test_check_without_a_session_is_401(client):
+    response = client.get("/oauth/check")
+    assert (response.status_code, response.get_json()["error"]) == (401, "unauthorized")
+
+
+@pytest.mark.parametrize(
+    ("fault", "status"),
+    [({"errcode": 40001}, 200), ({"errcode": 45011}, 429), ({"errcode": 87008}, 502)],
+)
+def test_check_when_wechat_fails(client, wechat, login, fault, status):
+    token = login()
+    wechat.fault("checksession", **fault)
+    assert client.get("/oauth/check", headers=bearer(token)).status_code == status

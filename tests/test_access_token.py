@@ -1,0 +1,167 @@
+"""AccessTokenProvider against a real Redis and the emulator's stable_token."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from helpers import APPID, SECRET
+from services import errors
+from services.access_token import AccessTokenProvider
+from services.redis_store import Keys, connect
+from services.wechat import WeChatClient, WeChatErrcode, http_session
+
+KEYS = Keys("t:")
+
+
+@pytest.fixture
+def wechat_client(emulator_server) -> Iterator[WeChatClient]:
+    client = WeChatClient(
+        appid=APPID,
+        secret=SECRET,
+        api_base=emulator_server.url,
+        http=http_session(),
+        timeout=(1, 2),
+        retry_backoff=0.01,
+    )
+    yield client
+    client.http.close()
+
+
+def provider(redis_url: str, client: WeChatClient, **kwargs) -> AccessTokenProvider:
+    return AccessTokenProvider(connect(redis_url), keys=KEYS, fetch=client.stable_token, **kwargs)
+
+
+@pytest.fixture
+def tokens(redis_url, redis_client, wechat, wechat_client) -> AccessTokenProvider:
+    return provider(redis_url, wechat_client)
+
+
+def fetches(wechat) -> int:
+    return len(wechat.calls("stable_token"))
+
+
+def test_one_fetch_then_the_cache(tokens, wechat, redis_client):
+    first = tokens.token()
+    assert tokens.token() == first
+    assert fetches(wechat) == 1
+    assert 7000 < redis_client.ttl(KEYS.access_token()) <= 7200
+    (call,) = wechat.calls("stable_token")
+    assert call["method"] == "POST"
+    assert call["body"] == {
+        "grant_type": "client_credential",
+        "appid": APPID,
+        "secret": SECRET,
+        "force_refresh": False,
+    }
+
+
+def test_many_threads_on_a_cold_cache_fetch_once(tokens, wechat):
+    results: list[str] = []
+    threads = [threading.Thread(target=lambda: results.append(tokens.token())) for _ in range(25)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 25 and len(set(results)) == 1
+    assert fetches(wechat) == 1
+
+
+def test_refreshed_ahead_of_expiry(tokens, wechat, redis_client):
+    tokens.token()
+    redis_client.expire(KEYS.access_token(), 200)  # inside the last five minutes
+    tokens.token()
+    assert fetches(wechat) == 2
+
+
+def test_a_refresh_under_way_does_not_block_a_valid_token(tokens, wechat, redis_client):
+    value = tokens.token()
+    redis_client.expire(KEYS.access_token(), 200)
+    redis_client.set(KEYS.access_token_lock(), "someone-else", px=5000)
+    assert tokens.token() == value
+    assert fetches(wechat) == 1
+
+
+def test_a_crashed_refresher_does_not_stall_everyone(tokens, wechat, redis_client):
+    redis_client.set(KEYS.access_token_lock(), "crashed", px=300)
+    assert tokens.token()
+    assert fetches(wechat) == 1
+
+
+def test_waiting_gives_up_with_a_clear_error(redis_url, redis_client, wechat, wechat_client):
+    impatient = provider(redis_url, wechat_client, wait=0.3)
+    redis_client.set(KEYS.access_token_lock(), "stuck", px=10_000)
+    with pytest.raises(errors.WeChatBusy):
+        impatient.token()
+    assert fetches(wechat) == 0
+
+
+def test_invalidate_only_drops_the_token_that_was_used(tokens, redis_client):
+    redis_client.set(KEYS.access_token(), "newer-token", ex=7000)
+    assert tokens.invalidate("older-token") is False
+    assert redis_client.get(KEYS.access_token()) == "newer-token"
+    assert tokens.invalidate("newer-token") is True
+    assert redis_client.get(KEYS.access_token()) is None
+
+
+def rejecting(times: int, errcode: int = 40001):
+    seen: list[str] = []
+
+    def use(token: str) -> str:
+        seen.append(token)
+        if len(seen) <= times:
+            raise WeChatErrcode("getuserphonenumber", errcode)
+        return "done"
+
+    return use, seen
+
+
+def test_a_rejected_token_is_refreshed_once_and_retried_once(tokens, wechat):
+    use, seen = rejecting(times=1)
+    assert tokens.call(use) == "done"
+    assert len(seen) == 2
+    assert fetches(wechat) == 2
+
+
+@pytest.mark.parametrize("errcode", [40001, 42001])
+def test_rejected_twice_is_an_error_not_a_loop(tokens, wechat, errcode):
+    use, seen = rejecting(times=5, errcode=errcode)
+    with pytest.raises(errors.WeChatTokenRejected):
+        tokens.call(use)
+    assert len(seen) == 2
+    assert fetches(wechat) == 2
+
+
+def test_other_errcodes_pass_through(tokens):
+    use, _ = rejecting(times=1, errcode=87009)
+    with pytest.raises(WeChatErrcode):
+        tokens.call(use)
+
+
+def test_a_token_forced_out_elsewhere_is_replaced(tokens, wechat, wechat_client, emulator_server):
+    """Another system force-refreshed the stable token: ours now answers 40001."""
+    user = wechat.login()
+    old = tokens.token()
+    requests.post(
+        f"{emulator_server.url}/cgi-bin/stable_token",
+        json={
+            "grant_type": "client_credential",
+            "appid": APPID,
+            "secret": SECRET,
+            "force_refresh": True,
+        },
+        timeout=5,
+    )
+    used: list[str] = []
+
+    def check(token: str) -> bool:
+        used.append(token)
+        return wechat_client.check_session(token, user["openid"], user["session_key"])
+
+    assert tokens.call(check) is True
+    assert used[0] == old and used[1] != old
+    ours = [c for c in wechat.calls("stable_token") if c["body"]["force_refresh"] is False]
+    assert len(ours) == 2
