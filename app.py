@@ -8,13 +8,16 @@ from typing import Any
 
 from flask import Flask
 from flask.typing import ResponseReturnValue
+from werkzeug.middleware.proxy_fix import ProxyFix
 
+import commands
 import config as settings
 import embedded
 import logs
 from blueprints import auth, errors, oauth, user
-from extensions import db, migrate
+from extensions import db, limiter, migrate
 from services import container, redis_store
+from services.rate_limits import storage_uri
 from services.users import configure_sqlite
 from session_interface import MiniProgramSessionInterface
 
@@ -40,12 +43,24 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_HTTPONLY=True,
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
+        RATELIMIT_STORAGE_URI=storage_uri(app.config["REDIS_URL"]),
+        RATELIMIT_STRATEGY="moving-window",
+        RATELIMIT_STORAGE_OPTIONS={
+            "key_prefix": redis_store.Keys(app.config["REDIS_KEY_PREFIX"]).limits()
+        },
+        RATELIMIT_KEY_PREFIX="login-ip",
+        RATELIMIT_HEADERS_ENABLED=True,
+        # Redis down: let the request through; the login itself then answers 503.
+        RATELIMIT_SWALLOW_ERRORS=True,
     )
+    if app.config["TRUSTED_PROXIES"]:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["TRUSTED_PROXIES"])
     app.json.ensure_ascii = False  # nicknames stay readable UTF-8
     app.json.sort_keys = False  # the profile keeps WeChat's field order
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(settings.ROOT / "migrations"))
+    limiter.init_app(app)
     with app.app_context():
         engine = db.engine
     if engine.dialect.name == "sqlite":
@@ -61,6 +76,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(errors.bp)
     app.register_blueprint(oauth.bp)
     app.register_blueprint(user.bp)
+    commands.init_app(app)
     return app
 
 

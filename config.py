@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from limits import parse_many
+
 ROOT = Path(__file__).resolve().parent
 DEFAULT_INSTANCE = ROOT / "instance"
 
@@ -100,6 +102,13 @@ def load(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "SESSIONS_PER_USER": _int(env, "SESSIONS_PER_USER", 10),
         "SESSION_KEY_HISTORY": _int(env, "SESSION_KEY_HISTORY", 3),
         "LOGIN_DEDUP_WINDOW": _int(env, "LOGIN_DEDUP_WINDOW", 60),
+        # A retried login code returns its first session for this long (the code's life).
+        "LOGIN_CODE_REPLAY_TTL": _int(env, "LOGIN_CODE_REPLAY_TTL", 300),
+        # Per client IP (Flask-Limiter) and per WeChat user; limits' notation.
+        "LOGIN_RATE_LIMIT": env.get("LOGIN_RATE_LIMIT", "").strip() or "120/minute",
+        "LOGIN_RATE_LIMIT_OPENID": (env.get("LOGIN_RATE_LIMIT_OPENID", "").strip() or "60/minute"),
+        # How many proxies in front of the service append to X-Forwarded-For.
+        "TRUSTED_PROXIES": _int(env, "TRUSTED_PROXIES", 0),
         "LOG_LEVEL": env.get("LOG_LEVEL", "").strip().upper() or "INFO",
     }
 
@@ -123,5 +132,13 @@ def validate(config: Mapping[str, Any]) -> None:
             raise ConfigError(f"{name} must be at least 1")
     if config["WECHAT_WATERMARK_MAX_AGE"] < 0:
         raise ConfigError("WECHAT_WATERMARK_MAX_AGE cannot be negative (0 turns it off)")
-    if config["LOGIN_DEDUP_WINDOW"] < 0:
-        raise ConfigError("LOGIN_DEDUP_WINDOW cannot be negative")
+    for name in ("LOGIN_DEDUP_WINDOW", "TRUSTED_PROXIES"):
+        if config[name] < 0:
+            raise ConfigError(f"{name} cannot be negative")
+    if config["LOGIN_CODE_REPLAY_TTL"] < 1:
+        raise ConfigError("LOGIN_CODE_REPLAY_TTL must be at least 1 second")
+    for name in ("LOGIN_RATE_LIMIT", "LOGIN_RATE_LIMIT_OPENID"):
+        try:
+            parse_many(config[name])
+        except ValueError:
+            raise ConfigError(f"{name} is not a rate limit like '120/minute'") from None

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 
-from flask import Blueprint, g, session
+from flask import Blueprint, current_app, g, session
 from flask.typing import ResponseReturnValue
 
 from blueprints import ok, services
 from blueprints.auth import login_required
-from blueprints.inputs import body_fields, text_field
+from blueprints.inputs import body_fields, flag_field, text_field
+from extensions import limiter
 from services.errors import UnsupportedLoginType
 
 bp = Blueprint("oauth", __name__, url_prefix="/oauth")
@@ -19,6 +20,7 @@ JS_CODE = re.compile(r"[\x21-\x7e]+")
 
 
 @bp.post("/login")
+@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"])
 def login() -> ResponseReturnValue:
     fields = body_fields()
     js_code = text_field(fields, "code", max_length=128, pattern=JS_CODE)
@@ -32,12 +34,18 @@ def login() -> ResponseReturnValue:
 
 @bp.post("/logout")
 def logout() -> ResponseReturnValue:
-    """Ends this session at once on every worker; idempotent."""
+    """Ends this session, or with {"all": true} every session of the user, at
+    once on every worker and instance. Without a session it is a no-op."""
     if session.failure is not None:
         raise session.failure  # the token may still be live: say so, don't pretend
+    everywhere = flag_field(body_fields(), "all")
     ended = 0
     if g.user is not None:
-        ended = int(services().sessions.revoke(g.user.sid, g.user.id))
+        sessions = services().sessions
+        if everywhere:
+            ended = sessions.revoke_user(g.user.id)
+        else:
+            ended = int(sessions.revoke(g.user.sid, g.user.id))
     session.ended = True
     return ok({"ended": ended})
 

@@ -30,8 +30,7 @@ def bindinfo() -> ResponseReturnValue:
     fields = body_fields()
     profile = services().profile.bind_info(
         g.user.id,
-        text_field(fields, "encryptedData", max_length=16_384),
-        text_field(fields, "iv", max_length=64),
+        *sealed_fields(fields),
         # rawData is signed byte for byte: it is used exactly as sent.
         raw_data=text_field(fields, "rawData", required=False, max_length=8192, strip=False),
         signature=text_field(fields, "signature", required=False, max_length=128),
@@ -49,9 +48,14 @@ def bindphone() -> ResponseReturnValue:
         code = text_field(fields, "code", max_length=256, pattern=PHONE_CODE)
         profile = services().profile.bind_phone_code(g.user.id, code)
     else:
-        profile = services().profile.bind_phone_data(
-            g.user.id,
-            text_field(fields, "encryptedData", max_length=16_384),
-            text_field(fields, "iv", max_length=64),
-        )
+        profile = services().profile.bind_phone_data(g.user.id, *sealed_fields(fields))
     return ok(profile)
+
+
+def sealed_fields(fields: dict) -> tuple[str, str]:
+    """encryptedData and iv, untrimmed: a space at either end is a '+' that a
+    form encoder failed to escape."""
+    return (
+        text_field(fields, "encryptedData", max_length=16_384, strip=False),
+        text_field(fields, "iv", max_length=64, strip=False),
+    )

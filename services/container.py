@@ -11,9 +11,12 @@ from sqlalchemy import Engine
 
 from services.access_token import AccessTokenProvider
 from services.login import LoginService
+from services.login_codes import LoginCodes
 from services.opendata import OpenDataCipher
 from services.profile import ProfileService
+from services.rate_limits import OpenidRateLimit
 from services.redis_store import Keys
+from services.sealing import Sealer
 from services.session_keys import SessionKeyRing
 from services.sessions import SessionStore
 from services.users import UserStore
@@ -53,13 +56,32 @@ def build(config: Mapping[str, Any], client: redis.Redis, engine: Engine) -> Ser
     session_keys = SessionKeyRing(
         client,
         keys=keys,
-        secret_key=config["SECRET_KEY"],
+        sealer=Sealer(config["SECRET_KEY"], "session_key at rest"),
         history=config["SESSION_KEY_HISTORY"],
         ttl=config["SESSION_TTL"],
     )
     tokens = AccessTokenProvider(client, keys=keys, fetch=wechat.stable_token)
+    # An attempt owns a code for as long as one exchange can take.
+    exchange_time = 2 * (config["WECHAT_CONNECT_TIMEOUT"] + config["WECHAT_READ_TIMEOUT"])
+    codes = LoginCodes(
+        client,
+        keys=keys,
+        sealer=Sealer(config["SECRET_KEY"], "login code exchange"),
+        appid=config["WECHAT_APPID"],
+        replay_ttl=config["LOGIN_CODE_REPLAY_TTL"],
+        pending_ttl=exchange_time + config["WECHAT_RETRY_BACKOFF"] + 5,
+    )
+    limit = OpenidRateLimit(
+        config["REDIS_URL"], config["LOGIN_RATE_LIMIT_OPENID"], key_prefix=keys.limits()
+    )
     login = LoginService(
-        wechat=wechat, users=users, sessions=sessions, session_keys=session_keys, tokens=tokens
+        wechat=wechat,
+        users=users,
+        sessions=sessions,
+        session_keys=session_keys,
+        tokens=tokens,
+        codes=codes,
+        limit=limit,
     )
     profile = ProfileService(
         users=users,

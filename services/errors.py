@@ -225,6 +225,10 @@ class DatabaseUnavailable(ServiceError):
     transient = True
 
 
+def by_slug(slug: str) -> type[ServiceError]:
+    return next((cls for cls in catalog() if cls.slug == slug), ServiceError)
+
+
 def catalog() -> list[type[ServiceError]]:
     """Every error class, for the README table and its test."""
     found: list[type[ServiceError]] = []

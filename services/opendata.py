@@ -30,9 +30,10 @@ BLOCK = 16
 
 def b64decode_lenient(value: str) -> bytes:
     """Base64 as clients really send it: standard or URL-safe alphabet, padding
-    optional, and '+' turned into ' ' by a form encoder that skipped escaping."""
-    cleaned = value.strip().replace(" ", "+").replace("\n", "").replace("\r", "")
-    cleaned = cleaned.replace("-", "+").replace("_", "/")
+    optional, line breaks, and '+' turned into ' ' by a form encoder that
+    skipped escaping. A space is never trimmed: at either end it was a '+'."""
+    cleaned = "".join(value.split("\n")).replace("\r", "").replace("\t", "")
+    cleaned = cleaned.replace(" ", "+").replace("-", "+").replace("_", "/")
     cleaned += "=" * (-len(cleaned) % 4)
     return base64.b64decode(cleaned, validate=True)
 

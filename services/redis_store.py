@@ -50,6 +50,10 @@ class Keys:
     def login_code(self, digest: str) -> str:
         return f"{self.prefix}code:{digest}"
 
+    def limits(self) -> str:
+        """Prefix for the rate limiters' counters (the `limits` library's keys)."""
+        return f"{self.prefix}limits"
+
     def access_token(self) -> str:
         return f"{self.prefix}access_token"
 

@@ -2,24 +2,21 @@
 
 WeChat may hand out a new session_key on any wx.login, and data the client
 encrypted a moment earlier is still under the previous one, so decryption
-tries the recent keys in turn. Keys are encrypted at rest with AES-SIV under a
-key derived from SECRET_KEY: a Redis dump, MONITOR or slowlog never shows one.
-SIV is deterministic, so the same session_key seen twice stays one entry.
+tries the recent keys in turn. Keys are sealed at rest (services/sealing.py):
+a Redis dump, MONITOR or slowlog never shows one. Sealing is deterministic, so
+the same session_key seen twice stays one entry.
 """
 
 from __future__ import annotations
 
-import base64
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import redis
-from Crypto.Cipher import AES
-from Crypto.Hash import SHA256
-from Crypto.Protocol.KDF import HKDF
 
 from services.redis_store import Keys, guard
+from services.sealing import Sealer
 
 
 @dataclass(frozen=True)
@@ -34,7 +31,7 @@ class SessionKeyRing:
         client: redis.Redis,
         *,
         keys: Keys,
-        secret_key: str,
+        sealer: Sealer,
         history: int,
         ttl: int,
         clock: Callable[[], float] = time.time,
@@ -44,20 +41,14 @@ class SessionKeyRing:
         self.history = history
         self.ttl = ttl
         self.clock = clock
-        self._aead_key = HKDF(
-            secret_key.encode(),
-            32,
-            salt=b"wx-session-service",
-            hashmod=SHA256,
-            context=b"session_key at rest",
-        )
+        self.sealer = sealer
 
     def record(self, user_id: int, session_key: str) -> None:
         """Remember a session_key as the user's newest; forget the oldest."""
         key = self.keys.user_session_keys(user_id)
         with guard():
             pipe = self.redis.pipeline(transaction=True)
-            pipe.zadd(key, {self._seal(session_key): self.clock()})
+            pipe.zadd(key, {self.sealer.seal(session_key): self.clock()})
             pipe.zremrangebyrank(key, 0, -(self.history + 1))
             pipe.expire(key, self.ttl)
             pipe.execute()
@@ -71,7 +62,7 @@ class SessionKeyRing:
         now = self.clock()
         found = []
         for sealed, seen_at in entries:
-            session_key = self._open(sealed)
+            session_key = self.sealer.open(sealed)
             if session_key is not None:
                 found.append(RecentKey(session_key=session_key, age=max(0.0, now - seen_at)))
         return found
@@ -79,16 +70,3 @@ class SessionKeyRing:
     def newest(self, user_id: int) -> str | None:
         recent = self.recent(user_id)
         return recent[0].session_key if recent else None
-
-    def _seal(self, session_key: str) -> str:
-        cipher = AES.new(self._aead_key, AES.MODE_SIV)
-        ciphertext, tag = cipher.encrypt_and_digest(session_key.encode())
-        return base64.b64encode(tag + ciphertext).decode()
-
-    def _open(self, sealed: str) -> str | None:
-        try:
-            raw = base64.b64decode(sealed)
-            cipher = AES.new(self._aead_key, AES.MODE_SIV)
-            return cipher.decrypt_and_verify(raw[16:], raw[:16]).decode()
-        except (ValueError, UnicodeDecodeError):
-            return None

@@ -119,9 +119,13 @@ class SessionStore:
                 )
         return record
 
-    def exists(self, sid: str) -> bool:
+    def remaining(self, sid: str) -> int | None:
+        """Seconds the session has left, or None if it has ended."""
+        if not is_sid(sid):
+            return None
         with guard():
-            return bool(self.redis.exists(self.keys.session(sid)))
+            ttl = self.redis.ttl(self.keys.session(sid))
+        return ttl if ttl > 0 else None
 
     def revoke(self, sid: str, user_id: int) -> bool:
         with guard():

@@ -228,3 +228,16 @@ def service(
     env = service_env(redis_url, database_url, emulator_server.url)
     with gunicorn(env, tmp_path_factory.mktemp("gunicorn") / "gunicorn.log") as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def second_service(
+    tmp_path_factory: pytest.TempPathFactory,
+    redis_url: str,
+    database_url: str,
+    emulator_server: EmulatorServer,
+) -> Iterator[Server]:
+    """Another instance (2 workers) on the same Redis and database."""
+    env = service_env(redis_url, database_url, emulator_server.url)
+    with gunicorn(env, tmp_path_factory.mktemp("gunicorn-b") / "gunicorn.log") as server:
+        yield server

@@ -8,8 +8,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from servers import Server
+from sqlalchemy import create_engine, func, select
 
 from helpers import bearer, cookie
+from services.models import User
 
 pytestmark = pytest.mark.gunicorn
 
@@ -92,3 +94,77 @@ def test_parallel_phone_binds_on_two_workers_fetch_one_token(server, wechat, wat
     assert len({pid for _, pid in results}) == 2  # both workers took part
     assert len(wechat.calls("stable_token")) == 1
     assert len(wechat.calls("getuserphonenumber")) == 40
+
+
+# -- two instances, two workers each, one Redis and one database -------------------
+
+
+@pytest.fixture
+def instances(service, second_service) -> list[Server]:
+    return [service, second_service]
+
+
+def user_rows(database_url: str, openid: str) -> int:
+    engine = create_engine(database_url)
+    with engine.connect() as conn:
+        count = conn.scalar(select(func.count()).where(User.openid == openid))
+    engine.dispose()
+    return count
+
+
+def test_fifty_parallel_logins_across_instances_get_one_session(
+    instances, wechat, redis_client, database_url, watch
+):
+    openid = wechat.login()["openid"]
+    codes = [wechat.login(openid=openid)["code"] for _ in range(50)]
+
+    def attempt(item: tuple[int, str]) -> str:
+        index, code = item
+        response, _ = instances[index % 2].call("POST", "/oauth/login", json={"code": code})
+        watch.add_text(response.text)
+        assert response.status_code == 200, response.text
+        return response.json()["data"]["token"]
+
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        tokens = set(pool.map(attempt, enumerate(codes)))
+    assert len(tokens) == 1
+    assert user_rows(database_url, openid) == 1
+    (token,) = tokens
+    for server in instances:
+        assert server.get("/user/info", headers=bearer(token))[0].status_code == 200
+
+
+def test_one_code_three_times_across_instances_is_one_exchange(
+    instances, wechat, redis_client, watch
+):
+    code = wechat.login()["code"]
+    wechat.fault("jscode2session", delay=0.3)  # all three arrive while WeChat thinks
+
+    def attempt(index: int) -> str:
+        response, _ = instances[index % 2].call("POST", "/oauth/login", json={"code": code})
+        watch.add_text(response.text)
+        assert response.status_code == 200, response.text
+        return response.json()["data"]["token"]
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        tokens = set(pool.map(attempt, range(3)))
+    assert len(tokens) == 1
+    assert len(wechat.calls("jscode2session")) == 1
+
+
+def test_logout_everywhere_on_one_instance_is_401_on_the_other(
+    instances, wechat, redis_client, watch
+):
+    first, second = instances
+    openid = wechat.login()["openid"]
+    tokens = []
+    for server in instances:
+        response, _ = server.call(
+            "POST", "/oauth/login", json={"code": wechat.login(openid=openid)["code"]}
+        )
+        tokens.append(response.json()["data"]["token"])
+    response, _ = first.call("POST", "/oauth/logout", json={"all": True}, headers=bearer(tokens[0]))
+    assert response.status_code == 200
+    for token in tokens:
+        for _ in range(4):  # whichever worker answers
+            assert second.get("/user/info", headers=bearer(token))[0].status_code == 401

@@ -4,10 +4,13 @@ emulator over HTTP and a real Redis and database behind it."""
 from __future__ import annotations
 
 import re
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlalchemy import func, select
 
+from app import create_app
 from extensions import db
 from helpers import bearer, cookie, free_port
 from services.models import User
@@ -307,3 +310,183 @@ def test_check_when_wechat_fails(client, wechat, login, fault, status):
     token = login()
     wechat.fault("checksession", **fault)
     assert client.get("/oauth/check", headers=bearer(token)).status_code == status
+
+
+# -- retries of one code, and parallel logins of one user -------------------------
+
+
+def token_of(response) -> str:
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()["data"]["token"]
+
+
+def test_the_same_code_again_is_the_same_session(client, wechat):
+    code = wechat.login()["code"]
+    first = token_of(login_with(client, code))
+    again = login_with(client, code)
+    assert token_of(again) == first
+    assert again.headers["Set-Cookie"].startswith(f"sid={first};")
+    assert len(wechat.calls("jscode2session")) == 1
+
+
+def test_the_same_code_at_once_from_many_threads(app, wechat):
+    code = wechat.login()["code"]
+    wechat.fault("jscode2session", delay=0.3)  # keep the first exchange in flight
+
+    def attempt(_: int) -> str:
+        return token_of(app.test_client().post("/oauth/login", json={"code": code}))
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        tokens = set(pool.map(attempt, range(10)))
+    assert len(tokens) == 1
+    assert len(wechat.calls("jscode2session")) == 1
+
+
+def test_a_code_wechat_rejected_is_rejected_again_without_asking(client, wechat):
+    code = wechat.login()["code"]
+    wechat.fault("jscode2session", errcode=40029)
+    for _ in range(2):
+        response = login_with(client, code)
+        assert (response.status_code, response.get_json()["error"]) == (400, "code_invalid")
+    assert len(wechat.calls("jscode2session")) == 1
+
+
+def test_a_transient_failure_leaves_the_code_usable(client, wechat):
+    code = wechat.login()["code"]
+    wechat.fault("jscode2session", drop=True)
+    assert login_with(client, code).status_code == 502
+    assert login_with(client, code).status_code == 200
+    assert len(wechat.calls("jscode2session")) == 2
+
+
+def test_a_replay_after_logout_is_code_used(client, wechat):
+    code = wechat.login()["code"]
+    token = token_of(login_with(client, code))
+    client.post("/oauth/logout", headers=bearer(token))
+    response = login_with(client, code)
+    assert (response.status_code, response.get_json()["error"]) == (400, "code_used")
+
+
+@pytest.mark.parametrize("config_overrides", [{"LOGIN_RATE_LIMIT_OPENID": "1/minute"}])
+def test_a_login_that_failed_after_the_exchange_finishes_on_retry(client, wechat, redis_client):
+    """WeChat said yes, then the login could not finish (here: the per-user
+    limit). The same code, posted again later, finishes without WeChat."""
+    openid = wechat.login()["openid"]
+    token_of(login_with(client, wechat.login(openid=openid)["code"]))
+    code = wechat.login(openid=openid)["code"]
+    refused = login_with(client, code)
+    assert (refused.status_code, refused.get_json()["error"]) == (429, "rate_limited")
+    assert int(refused.headers["Retry-After"]) > 0
+    for key in redis_client.keys("wx:limits:*"):
+        redis_client.delete(key)  # the minute has passed
+    assert login_with(client, code).status_code == 200
+    assert len(wechat.calls("jscode2session")) == 2
+
+
+def test_a_login_that_failed_on_the_database_finishes_when_it_is_back(
+    app, client, wechat, redis_url, emulator_server
+):
+    from conftest import base_config
+
+    down = create_app(
+        {**base_config("postgresql://nobody@127.0.0.1:1/none", redis_url, emulator_server.url)}
+    )
+    code = wechat.login()["code"]
+    response = down.test_client().post("/oauth/login", json={"code": code})
+    assert (response.status_code, response.get_json()["error"]) == (503, "database_unavailable")
+    assert login_with(client, code).status_code == 200  # the same deployment, database back
+    assert len(wechat.calls("jscode2session")) == 1
+
+
+def test_parallel_logins_of_one_user_share_one_session(app, wechat):
+    openid = wechat.login()["openid"]
+    codes = [wechat.login(openid=openid)["code"] for _ in range(20)]
+
+    def attempt(code: str) -> str:
+        return token_of(app.test_client().post("/oauth/login", json={"code": code}))
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        tokens = set(pool.map(attempt, codes))
+    assert len(tokens) == 1
+    assert user_rows(app) == 1
+
+
+@pytest.mark.parametrize("config_overrides", [{"LOGIN_DEDUP_WINDOW": 1}])
+def test_outside_the_window_a_login_gets_a_fresh_session(client, wechat):
+    openid = wechat.login()["openid"]
+    first = token_of(login_with(client, wechat.login(openid=openid)["code"]))
+    time.sleep(1.1)
+    second = token_of(login_with(client, wechat.login(openid=openid)["code"]))
+    assert second != first
+    assert client.get("/user/info", headers=bearer(first)).status_code == 200
+
+
+def test_a_shared_login_still_records_the_newest_session_key(app, client, wechat):
+    wechat.configure(rotate="always")
+    openid = wechat.login()["openid"]
+    first = token_of(login_with(client, wechat.login(openid=openid)["code"]))
+    newest = wechat.login(openid=openid)
+    assert token_of(login_with(client, newest["code"])) == first
+    assert session_keys(app, openid)[0] == newest["session_key"]
+
+
+# -- rate limits -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("config_overrides", [{"LOGIN_RATE_LIMIT": "3/minute"}])
+def test_logins_per_client_ip_are_limited(client, wechat):
+    statuses = [login_with(client, wechat.login()["code"]).status_code for _ in range(3)]
+    assert statuses == [200, 200, 200]
+    response = login_with(client, wechat.login()["code"])
+    assert (response.status_code, response.get_json()["error"]) == (429, "rate_limited")
+    assert int(response.headers["Retry-After"]) > 0
+    # Without trusted proxies a forged X-Forwarded-For changes nothing.
+    forged = client.post(
+        "/oauth/login", json={"code": "x"}, headers={"X-Forwarded-For": "203.0.113.9"}
+    )
+    assert forged.status_code == 429
+
+
+@pytest.mark.parametrize(
+    "config_overrides", [{"LOGIN_RATE_LIMIT": "2/minute", "TRUSTED_PROXIES": 1}]
+)
+def test_behind_a_trusted_proxy_the_forwarded_ip_counts(client, wechat):
+    def from_ip(ip: str) -> int:
+        return client.post(
+            "/oauth/login",
+            json={"code": wechat.login()["code"]},
+            headers={"X-Forwarded-For": ip},
+        ).status_code
+
+    assert [from_ip("203.0.113.1") for _ in range(3)] == [200, 200, 429]
+    assert from_ip("203.0.113.2") == 200
+
+
+@pytest.mark.parametrize("config_overrides", [{"LOGIN_RATE_LIMIT_OPENID": "2/minute"}])
+def test_logins_per_user_are_limited(client, wechat):
+    openid = wechat.login()["openid"]
+    statuses = [
+        login_with(client, wechat.login(openid=openid)["code"]).status_code for _ in range(3)
+    ]
+    assert statuses == [200, 200, 429]
+    assert login_with(client, wechat.login()["code"]).status_code == 200  # someone else
+
+
+# -- logout everywhere -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("config_overrides", [{"LOGIN_DEDUP_WINDOW": 0}])
+@pytest.mark.parametrize("body", [{"all": True}, {"all": "true"}])
+def test_logout_all_ends_every_session_of_the_user(client, wechat, body):
+    openid = wechat.login()["openid"]
+    mine = [token_of(login_with(client, wechat.login(openid=openid)["code"])) for _ in range(3)]
+    theirs = token_of(login_with(client, wechat.login()["code"]))
+    response = client.post("/oauth/logout", json=body, headers=bearer(mine[0]))
+    assert response.get_json()["data"] == {"ended": 3}
+    assert all(client.get("/user/info", headers=bearer(t)).status_code == 401 for t in mine)
+    assert client.get("/user/info", headers=bearer(theirs)).status_code == 200
+
+
+def test_logout_all_must_be_a_flag(client, login):
+    response = client.post("/oauth/logout", json={"all": "maybe"}, headers=bearer(login()))
+    assert (response.status_code, response.get_json()["error"]) == (400, "invalid_field")

@@ -97,7 +97,7 @@ def test_data_encrypted_by_openssl_opens(cipher):
         lambda s: s.replace("+", "-").replace("/", "_"),  # URL-safe alphabet
         lambda s: s.rstrip("="),  # padding dropped
         lambda s: "\n".join(s[i : i + 64] for i in range(0, len(s), 64)),  # MIME line breaks
-        lambda s: f"  {s}  ",
+        lambda s: f"{s}\n",
     ],
 )
 def test_mangled_base64_still_opens(mangle):
@@ -184,6 +184,11 @@ def test_signature_is_checked_in_constant_time_against_the_opening_key(cipher):
         cipher.open(data, iv, [OTHER_KEY], raw_data=raw + " ", signature=good)
     with pytest.raises(errors.SignatureMismatch):
         cipher.open(data, iv, [OTHER_KEY], raw_data=raw, signature=rawdata_signature(raw, KEY))
+
+
+@pytest.mark.parametrize("value", ["+AAAAAAAAAAAAAAAAAAAAA==", "AAAAAAAAAAAAAAAAAAAAA+==", "++++"])
+def test_a_plus_at_either_end_survives_form_mangling(value):
+    assert b64decode_lenient(value.replace("+", " ")) == base64.b64decode(value)
 
 
 def test_lenient_base64_is_still_base64():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from services.redis_store import Keys, connect
+from services.sealing import Sealer
 from services.session_keys import SessionKeyRing
 
 KEY_A = "HyVFkGl5F5OQWJZZaNzBBg=="
@@ -30,7 +31,7 @@ def ring(redis_url: str, clock: Clock, secret_key: str = "k1") -> SessionKeyRing
     return SessionKeyRing(
         connect(redis_url),
         keys=Keys("t:"),
-        secret_key=secret_key,
+        sealer=Sealer(secret_key, "session_key at rest"),
         history=3,
         ttl=60,
         clock=clock,

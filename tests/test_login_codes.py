@@ -1,0 +1,95 @@
+"""LoginCodes: the states of a login code in a real Redis."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.login_codes import LoginCodes
+from services.redis_store import Keys, connect
+from services.sealing import Sealer
+from services.wechat import Code2Session
+
+RESULT = Code2Session(openid="oUser", session_key="HyVFkGl5F5OQWJZZaNzBBg==", unionid=None)
+
+
+@pytest.fixture
+def codes(redis_url, redis_client) -> LoginCodes:
+    return LoginCodes(
+        connect(redis_url),
+        keys=Keys("t:"),
+        sealer=Sealer("k", "codes"),
+        appid="wxa",
+        replay_ttl=300,
+        pending_ttl=5,
+    )
+
+
+def test_only_one_attempt_owns_a_code(codes):
+    first = codes.claim("code-1")
+    assert first is not None and first.kind == "pending"
+    assert codes.claim("code-1") is None
+    assert codes.read("code-1").raw == first.raw
+    assert codes.claim("code-2") is not None
+
+
+def test_the_code_itself_is_not_stored(codes, redis_client):
+    codes.claim("code-in-plain-sight")
+    assert not any("code-in-plain-sight" in key for key in redis_client.keys("*"))
+
+
+def test_an_owner_dying_frees_the_code(codes, redis_client):
+    codes.claim("code-1")
+    (key,) = redis_client.keys("t:code:*")
+    assert 0 < redis_client.pttl(key) <= 5000
+
+
+def test_release_only_frees_ones_own_claim(codes):
+    mine = codes.claim("code-1")
+    codes.finished("code-1", "S" * 43)
+    codes.release("code-1", mine)  # too late: the code has a session now
+    assert codes.read("code-1").kind == "session"
+
+
+def test_an_exchange_is_sealed_and_can_be_taken_over_once(codes, redis_client):
+    codes.claim("code-1")
+    codes.exchanged("code-1", RESULT)
+    assert RESULT.session_key not in str(redis_client.mget(redis_client.keys("*")))
+    state = codes.read("code-1")
+    assert state.kind == "exchanged"
+    assert codes.take_over("code-1", state) is not None
+    assert codes.take_over("code-1", state) is None  # someone else got there first
+    assert codes.unseal(state) == RESULT
+
+
+def test_an_exchange_sealed_under_another_secret_cannot_be_opened(codes, redis_url):
+    codes.exchanged("code-1", RESULT)
+    other = LoginCodes(
+        connect(redis_url),
+        keys=Keys("t:"),
+        sealer=Sealer("rotated", "codes"),
+        appid="wxa",
+        replay_ttl=300,
+        pending_ttl=5,
+    )
+    assert other.unseal(other.read("code-1")) is None
+
+
+@pytest.mark.parametrize(("mark", "kind"), [("finished", "session"), ("rejected", "error")])
+def test_final_states_last_for_the_replay_window(codes, redis_client, mark, kind):
+    getattr(codes, mark)("code-1", "value")
+    assert codes.read("code-1").kind == kind
+    (key,) = redis_client.keys("t:code:*")
+    assert 290 < redis_client.ttl(key) <= 300
+
+
+def test_codes_of_different_apps_do_not_collide(codes, redis_url):
+    other_app = LoginCodes(
+        connect(redis_url),
+        keys=Keys("t:"),
+        sealer=Sealer("k", "codes"),
+        appid="wxb",
+        replay_ttl=300,
+        pending_ttl=5,
+    )
+    assert codes.claim("same-code") is not None
+    assert other_app.claim("same-code") is not None
