@@ -85,7 +85,16 @@ def engine_options(url: str, instance_path: str) -> dict[str, Any]:
         Path(instance_path).mkdir(parents=True, exist_ok=True)
         return {"connect_args": {"timeout": 10}}
     # pre_ping: a database restarted under us costs one reconnect, not a 500.
-    return {"pool_pre_ping": True, "pool_recycle": 1800, "pool_size": 5, "max_overflow": 10}
+    options: dict[str, Any] = {
+        "pool_pre_ping": True,
+        "pool_recycle": 1800,
+        "pool_size": 5,
+        "max_overflow": 10,
+    }
+    if url.startswith(("mysql", "mariadb")):
+        # utf8 in MySQL is 3 bytes: emoji and other 4-byte characters need utf8mb4.
+        options["connect_args"] = {"charset": "utf8mb4"}
+    return options
 
 
 def no_store(response: ResponseReturnValue) -> ResponseReturnValue:

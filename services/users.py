@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, event, func, select, update
 from sqlalchemy.dialects import mysql, postgresql, sqlite
@@ -16,6 +15,11 @@ from services import errors
 from services.models import PROFILE_FIELDS, User, utcnow
 
 COLUMN_OF = {name: column for column, name in PROFILE_FIELDS}
+T = TypeVar("T")
+ATTEMPTS = 3
+# A transaction the database chose to abort so another could go on: try again.
+MYSQL_CONFLICTS = {1213, 1205}  # deadlock, lock wait timeout
+POSTGRES_CONFLICTS = {"40001", "40P01"}  # serialization failure, deadlock
 
 
 @dataclass(frozen=True)
@@ -43,34 +47,42 @@ class UserStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    @contextmanager
-    def _session(self) -> Iterator[Session]:
-        try:
-            with Session(self.engine, expire_on_commit=False) as session, session.begin():
-                yield session
-        except OperationalError:
-            raise errors.DatabaseUnavailable() from None
-        except DBAPIError as exc:
-            if exc.connection_invalidated:
+    def _transaction(self, work: Callable[[Session], T]) -> T:
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                with Session(self.engine, expire_on_commit=False) as session, session.begin():
+                    return work(session)
+            except OperationalError as exc:
+                if attempt < ATTEMPTS and _lost_a_conflict(exc):
+                    continue
                 raise errors.DatabaseUnavailable() from None
-            raise
+            except DBAPIError as exc:
+                if exc.connection_invalidated:
+                    raise errors.DatabaseUnavailable() from None
+                raise
+        raise AssertionError("unreachable")
 
     def upsert_login(self, openid: str, unionid: str | None) -> UserRecord:
         """Create the user on first login; a concurrent first login of the same
         openid lands on the unique constraint and becomes an update."""
-        with self._session() as session:
+
+        def upsert(session: Session) -> UserRecord:
             session.execute(self._upsert(openid, unionid))
-            user = session.scalars(select(User).where(User.openid == openid)).one()
-            return _record(user)
+            return _record(session.scalars(select(User).where(User.openid == openid)).one())
+
+        return self._transaction(upsert)
 
     def get(self, user_id: int) -> UserRecord | None:
-        with self._session() as session:
+        def get(session: Session) -> UserRecord | None:
             user = session.get(User, user_id)
             return _record(user) if user else None
 
+        return self._transaction(get)
+
     def find_id(self, openid: str) -> int | None:
-        with self._session() as session:
-            return session.scalar(select(User.id).where(User.openid == openid))
+        return self._transaction(
+            lambda session: session.scalar(select(User.id).where(User.openid == openid))
+        )
 
     def update_profile(
         self, user_id: int, changes: Mapping[str, Any], *, unionid: str | None = None
@@ -79,21 +91,20 @@ class UserStore:
         values = {COLUMN_OF[name]: value for name, value in changes.items()}
         if unionid is not None:
             values["unionid"] = unionid
-        with self._session() as session:
+
+        def apply(session: Session) -> UserRecord:
             if values:
                 session.execute(
                     update(User)
                     .where(User.id == user_id)
-                    .values(
-                        **values,
-                        profile_version=User.profile_version + 1,
-                        updated_at=utcnow(),
-                    )
+                    .values(**values, profile_version=User.profile_version + 1, updated_at=utcnow())
                 )
             user = session.get(User, user_id)
             if user is None:
                 raise errors.Unauthorized()
             return _record(user)
+
+        return self._transaction(apply)
 
     def _upsert(self, openid: str, unionid: str | None) -> Any:
         now = utcnow()
@@ -117,6 +128,12 @@ class UserStore:
                 "updated_at": stmt.excluded.updated_at,
             },
         )
+
+
+def _lost_a_conflict(exc: OperationalError) -> bool:
+    orig = exc.orig
+    code = getattr(orig, "args", (None,))[0] if orig is not None else None
+    return code in MYSQL_CONFLICTS or getattr(orig, "sqlstate", None) in POSTGRES_CONFLICTS
 
 
 def _record(user: User) -> UserRecord:

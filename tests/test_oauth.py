@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from app import create_app
 from extensions import db
-from helpers import bearer, cookie, free_port
+from helpers import base_config, bearer, cookie, free_port
 from services.models import User
 from services.wechat import hmac_sha256_hex
 
@@ -386,8 +386,6 @@ def test_a_login_that_failed_after_the_exchange_finishes_on_retry(client, wechat
 def test_a_login_that_failed_on_the_database_finishes_when_it_is_back(
     app, client, wechat, redis_url, emulator_server
 ):
-    from conftest import base_config
-
     down = create_app(
         {**base_config("postgresql://nobody@127.0.0.1:1/none", redis_url, emulator_server.url)}
     )

@@ -13,6 +13,9 @@ import time
 import pytest
 from Crypto.Cipher import AES
 from Crypto.Util.Padding import pad
+
+from services import errors
+from services.opendata import OpenDataCipher, b64decode_lenient, decrypt, rawdata_signature
 from vectors import (
     DEMO_APPID,
     DEMO_DATA,
@@ -23,9 +26,6 @@ from vectors import (
     RAW_SESSION_KEY,
     RAW_SIGNATURE,
 )
-
-from services import errors
-from services.opendata import OpenDataCipher, b64decode_lenient, decrypt, rawdata_signature
 
 APPID = "wx0123456789abcdef"
 KEY = "o0q0otL8aEzpcZL/FT9WsQ=="

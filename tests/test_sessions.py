@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from counting import monitor
 
+from counting import monitor
 from services.redis_store import Keys, connect
 from services.sessions import SessionStore, is_sid
 

@@ -7,15 +7,15 @@ import time
 from urllib.parse import quote
 
 import pytest
-from counting import cost
 from sqlalchemy import select
-from vectors import DEMO_APPID, DEMO_DATA, DEMO_IV, DEMO_OPENID, DEMO_SESSION_KEY
 
+from counting import cost
 from extensions import db
 from helpers import SECRET, bearer, cookie
 from services.models import User
 from services.profile import GREY_AVATAR
 from services.redis_store import Keys
+from vectors import DEMO_APPID, DEMO_DATA, DEMO_IV, DEMO_OPENID, DEMO_SESSION_KEY
 
 PROFILE_FIELDS = [
     "nickName",
