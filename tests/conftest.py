@@ -235,6 +235,14 @@ def login(client: FlaskClient, wechat: WatchedControl) -> Any:
     return _login
 
 
+def gunicorn_instance(
+    tmp_path_factory: pytest.TempPathFactory, redis_url: str, database_url: str, emulator_url: str
+) -> Iterator[Server]:
+    env = service_env(redis_url, database_url, emulator_url)
+    with gunicorn(env, tmp_path_factory.mktemp("gunicorn") / "gunicorn.log") as server:
+        yield server
+
+
 @pytest.fixture(scope="session")
 def service(
     tmp_path_factory: pytest.TempPathFactory,
@@ -243,9 +251,7 @@ def service(
     emulator_server: EmulatorServer,
 ) -> Iterator[Server]:
     """The service under gunicorn (2 workers), shared by the tests that need it."""
-    env = service_env(redis_url, database_url, emulator_server.url)
-    with gunicorn(env, tmp_path_factory.mktemp("gunicorn") / "gunicorn.log") as server:
-        yield server
+    yield from gunicorn_instance(tmp_path_factory, redis_url, database_url, emulator_server.url)
 
 
 @pytest.fixture(scope="session")
@@ -256,6 +262,4 @@ def second_service(
     emulator_server: EmulatorServer,
 ) -> Iterator[Server]:
     """Another instance (2 workers) on the same Redis and database."""
-    env = service_env(redis_url, database_url, emulator_server.url)
-    with gunicorn(env, tmp_path_factory.mktemp("gunicorn-b") / "gunicorn.log") as server:
-        yield server
+    yield from gunicorn_instance(tmp_path_factory, redis_url, database_url, emulator_server.url)

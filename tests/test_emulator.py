@@ -9,7 +9,6 @@ import http.client
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -24,6 +23,7 @@ import requests
 from Crypto.Cipher import AES
 from Crypto.Util.Padding import unpad
 
+from helpers import free_port
 from wechat_emulator import EmulatorControl, EmulatorControlError, EmulatorServer
 from wechat_emulator.crypto import rawdata_signature, session_signature
 from wechat_emulator.server import wechat_json
@@ -124,12 +124,6 @@ def errcode(reply: dict[str, Any]) -> int:
 def assert_error(reply: dict[str, Any], code: int, message: str) -> None:
     assert reply["errcode"] == code, reply
     assert re.fullmatch(re.escape(message) + RID, reply["errmsg"]), reply
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

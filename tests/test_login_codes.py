@@ -12,16 +12,20 @@ from services.wechat import Code2Session
 RESULT = Code2Session(openid="oUser", session_key="HyVFkGl5F5OQWJZZaNzBBg==", unionid=None)
 
 
-@pytest.fixture
-def codes(redis_url, redis_client) -> LoginCodes:
+def ledger(redis_url: str, *, secret_key: str = "k", appid: str = "wxa") -> LoginCodes:
     return LoginCodes(
         connect(redis_url),
         keys=Keys("t:"),
-        sealer=Sealer("k", "codes"),
-        appid="wxa",
+        sealer=Sealer(secret_key, "codes"),
+        appid=appid,
         replay_ttl=300,
         pending_ttl=5,
     )
+
+
+@pytest.fixture
+def codes(redis_url, redis_client) -> LoginCodes:
+    return ledger(redis_url)
 
 
 def test_only_one_attempt_owns_a_code(codes):
@@ -63,14 +67,7 @@ def test_an_exchange_is_sealed_and_can_be_taken_over_once(codes, redis_client):
 
 def test_an_exchange_sealed_under_another_secret_cannot_be_opened(codes, redis_url):
     codes.exchanged("code-1", RESULT)
-    other = LoginCodes(
-        connect(redis_url),
-        keys=Keys("t:"),
-        sealer=Sealer("rotated", "codes"),
-        appid="wxa",
-        replay_ttl=300,
-        pending_ttl=5,
-    )
+    other = ledger(redis_url, secret_key="rotated")
     assert other.unseal(other.read("code-1")) is None
 
 
@@ -83,13 +80,6 @@ def test_final_states_last_for_the_replay_window(codes, redis_client, mark, kind
 
 
 def test_codes_of_different_apps_do_not_collide(codes, redis_url):
-    other_app = LoginCodes(
-        connect(redis_url),
-        keys=Keys("t:"),
-        sealer=Sealer("k", "codes"),
-        appid="wxb",
-        replay_ttl=300,
-        pending_ttl=5,
-    )
+    other_app = ledger(redis_url, appid="wxb")
     assert codes.claim("same-code") is not None
     assert other_app.claim("same-code") is not None
