@@ -50,7 +50,7 @@ class LoginService:
 
     def login(self, js_code: str) -> IssuedSession:
         deadline = time.monotonic() + self.codes.pending_ttl
-        while True:
+        while time.monotonic() < deadline:
             claimed = self.codes.claim(js_code)
             if claimed is not None:
                 return self._exchange(js_code, claimed)
@@ -63,9 +63,8 @@ class LoginService:
                 raise errors.by_slug(state.value)()
             if state.kind == "exchanged" and self.codes.take_over(js_code, state):
                 return self._resume(js_code, state)
-            if time.monotonic() > deadline:
-                raise errors.WeChatTimeout()
             time.sleep(self.poll)  # another worker is exchanging this very code
+        raise errors.WeChatTimeout()
 
     def _exchange(self, js_code: str, claimed: CodeState) -> IssuedSession:
         try:

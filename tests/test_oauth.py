@@ -3,6 +3,7 @@ emulator over HTTP and a real Redis and database behind it."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -12,8 +13,9 @@ from sqlalchemy import func, select
 
 from app import create_app
 from extensions import db
-from helpers import base_config, bearer, cookie, free_port
+from helpers import APPID, base_config, bearer, cookie, free_port
 from services.models import User
+from services.redis_store import Keys
 from services.wechat import hmac_sha256_hex
 
 
@@ -488,3 +490,13 @@ def test_logout_all_ends_every_session_of_the_user(client, wechat, body):
 def test_logout_all_must_be_a_flag(client, login):
     response = client.post("/oauth/logout", json={"all": "maybe"}, headers=bearer(login()))
     assert (response.status_code, response.get_json()["error"]) == (400, "invalid_field")
+
+
+def test_an_unreadable_ledger_entry_times_out_instead_of_hanging(app, client, redis_client):
+    """Whatever sits in Redis for a code, a login answers within the pending window."""
+    app.extensions["wx_services"].login.codes.pending_ttl = 0.3
+    code = "C" * 32
+    key = Keys("wx:").login_code(hashlib.sha256(f"{APPID}:{code}".encode()).hexdigest())
+    redis_client.set(key, "not json", ex=60)
+    response = login_with(client, code)
+    assert (response.status_code, response.get_json()["error"]) == (504, "wechat_timeout")
