@@ -4,13 +4,15 @@ token, and a logout on one worker is a 401 on every worker at once."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlalchemy import create_engine, func, select
 
-from helpers import bearer, cookie
-from servers import Server
+from helpers import ROOT, bearer, cookie, free_port
+from servers import Server, service_env
 from services.models import User
 
 pytestmark = pytest.mark.gunicorn
@@ -168,3 +170,22 @@ def test_logout_everywhere_on_one_instance_is_401_on_the_other(
     for token in tokens:
         for _ in range(4):  # whichever worker answers
             assert second.get("/user/info", headers=bearer(token))[0].status_code == 401
+
+
+@pytest.mark.parametrize("missing", ["WECHAT_SECRET", "SECRET_KEY"])
+def test_production_without_a_secret_refuses_to_start(redis_url, database_url, tmp_path, missing):
+    env = service_env(redis_url, database_url, "http://127.0.0.1:9")
+    env.pop(missing)
+    env["PORT"] = str(free_port())
+    done = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "configuration error: WECHAT_APPID is set" in done.stderr
+    assert missing in done.stderr and "Traceback" not in done.stderr
