@@ -14,7 +14,7 @@ import commands
 import config as settings
 import embedded
 import logs
-from blueprints import auth, errors, oauth, user
+from blueprints import auth, errors, health, oauth, user
 from extensions import db, limiter, migrate
 from services import container, redis_store
 from services.rate_limits import storage_uri
@@ -74,6 +74,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.before_request(auth.load_user)
     app.after_request(no_store)
     app.register_blueprint(errors.bp)
+    app.register_blueprint(health.bp)
     app.register_blueprint(oauth.bp)
     app.register_blueprint(user.bp)
     commands.init_app(app)

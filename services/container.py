@@ -10,6 +10,7 @@ import redis
 from sqlalchemy import Engine
 
 from services.access_token import AccessTokenProvider
+from services.health import HealthCheck
 from services.login import LoginService
 from services.login_codes import LoginCodes
 from services.opendata import OpenDataCipher
@@ -32,6 +33,7 @@ class Services:
     tokens: AccessTokenProvider
     login: LoginService
     profile: ProfileService
+    health: HealthCheck
 
 
 def build(config: Mapping[str, Any], client: redis.Redis, engine: Engine) -> Services:
@@ -99,4 +101,5 @@ def build(config: Mapping[str, Any], client: redis.Redis, engine: Engine) -> Ser
         tokens=tokens,
         login=login,
         profile=profile,
+        health=HealthCheck(client, engine),
     )

@@ -225,6 +225,11 @@ class DatabaseUnavailable(ServiceError):
     transient = True
 
 
+class NotReady(ServiceError):
+    status, slug, code = 503, "not_ready", 5003
+    message = "A part the service needs does not answer."
+
+
 def by_slug(slug: str) -> type[ServiceError]:
     return next((cls for cls in catalog() if cls.slug == slug), ServiceError)
 

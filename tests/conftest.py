@@ -211,10 +211,13 @@ def app(
     app.extensions["test_watch"] = watch
     yield app
     with app.app_context():
-        db.session.execute(text("DELETE FROM users"))
-        db.session.commit()
         db.session.remove()
         db.engine.dispose()
+    # Clean the test database itself, whatever database the app was pointed at.
+    engine = create_engine(database_url)
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM users"))
+    engine.dispose()
 
 
 @pytest.fixture
