@@ -1,0 +1,257 @@
+'use strict';
+// A simulated `wx` for one device: in-memory storage, wx.request doing real
+// HTTP with fetch and answering the way a mini program sees it, wx.login
+// getting codes from the WeChat emulator, wx.checkSession per a flag. It
+// records every request so tests can count logins and read the headers sent.
+//
+//   const wx = createWx(stack, { cookieMode: 'joined' });
+//   wx.requests        [{method, url, path, header, data, statusCode, setCookie}]
+//   wx.loginCalls      how many times wx.login was called
+//   wx.codes           the codes wx.login handed out
+//   wx.openid          this device's WeChat user (after the first wx.login)
+//   wx.sessionAlive    what wx.checkSession says (default true)
+//   wx.loginCode       optional () => code: hand out this code instead
+//   wx.afterResponse   optional async (record, res) => {}: runs before the
+//                      caller sees the reply
+
+const COOKIE_MODES = ['joined', 'array', 'lowercase', 'cookies'];
+
+async function postJSON(url, body, headers = {}) {
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: Object.assign({ 'content-type': 'application/json' }, headers),
+    body: JSON.stringify(body),
+  });
+  const text = await response.text();
+  if (!response.ok) {
+    throw new Error(`POST ${url}: ${response.status} ${text}`);
+  }
+  return JSON.parse(text);
+}
+
+async function getJSON(url) {
+  const response = await fetch(url);
+  const text = await response.text();
+  if (!response.ok) {
+    throw new Error(`GET ${url}: ${response.status} ${text}`);
+  }
+  return JSON.parse(text);
+}
+
+const copy = (value) => (value === undefined ? undefined : JSON.parse(JSON.stringify(value)));
+
+function canonical(name) {
+  return name.replace(/(^|-)([a-z])/g, (match, dash, letter) => dash + letter.toUpperCase());
+}
+
+function createWx(stack, options = {}) {
+  const cookieMode = options.cookieMode || 'joined';
+  if (!COOKIE_MODES.includes(cookieMode)) {
+    throw new Error(`cookieMode must be one of ${COOKIE_MODES.join(', ')}`);
+  }
+  const storage = new Map();
+
+  const wx = {
+    cookieMode,
+    requests: [],
+    loginCalls: 0,
+    checkSessionCalls: 0,
+    codes: [],
+    openid: options.openid || null,
+    sessionAlive: true,
+    loginCode: null,
+    afterResponse: null,
+
+    // -- storage, as deep copies like the real one --------------------------
+    setStorageSync(key, value) {
+      storage.set(key, copy(value));
+    },
+    getStorageSync(key) {
+      return storage.has(key) ? copy(storage.get(key)) : '';
+    },
+    removeStorageSync(key) {
+      storage.delete(key);
+    },
+    clearStorageSync() {
+      storage.clear();
+    },
+    storageKeys() {
+      return [...storage.keys()];
+    },
+
+    // -- wx.request ----------------------------------------------------------
+    request(opts) {
+      const method = (opts.method || 'GET').toUpperCase();
+      const header = Object.assign({}, opts.header || {});
+      let url = opts.url;
+      let body;
+      if (opts.data !== undefined) {
+        if (method === 'GET' || method === 'HEAD') {
+          if (opts.data && typeof opts.data === 'object') {
+            const query = new URLSearchParams(opts.data).toString();
+            if (query) url += (url.includes('?') ? '&' : '?') + query;
+          }
+        } else {
+          body = typeof opts.data === 'string' ? opts.data : JSON.stringify(opts.data);
+        }
+      }
+      const record = {
+        method,
+        url,
+        path: new URL(url).pathname,
+        header: copy(header),
+        data: copy(opts.data),
+        statusCode: null,
+        setCookie: null,
+      };
+      wx.requests.push(record);
+      const init = { method, headers: header, body };
+      if (opts.timeout) init.signal = AbortSignal.timeout(opts.timeout);
+
+      (async () => {
+        const response = await fetch(url, init);
+        const text = await response.text();
+        let data = text;
+        if (opts.dataType === undefined || opts.dataType === 'json') {
+          try {
+            data = JSON.parse(text);
+          } catch {
+            data = text;
+          }
+        }
+        const res = { statusCode: response.status, data, header: {}, errMsg: 'request:ok' };
+        const lower = cookieMode === 'lowercase';
+        for (const [name, value] of response.headers) {
+          if (name === 'set-cookie') continue;
+          res.header[lower ? name : canonical(name)] = value;
+        }
+        const setCookies = response.headers.getSetCookie();
+        record.setCookie = setCookies.slice();
+        if (setCookies.length) {
+          if (cookieMode === 'joined') res.header['Set-Cookie'] = setCookies.join(', ');
+          if (cookieMode === 'array') res.header['Set-Cookie'] = setCookies.slice();
+          if (cookieMode === 'lowercase') res.header['set-cookie'] = setCookies.join(', ');
+        }
+        if (cookieMode === 'cookies') res.cookies = setCookies.slice();
+        record.statusCode = response.status;
+        if (wx.afterResponse) await wx.afterResponse(record, res);
+        return res;
+      })().then(
+        (res) => {
+          if (opts.success) opts.success(res);
+          if (opts.complete) opts.complete(res);
+        },
+        (error) => {
+          const cause = error && error.cause ? error.cause.code || error.cause.message : '';
+          const res = { errMsg: `request:fail ${error.name === 'TimeoutError' ? 'timeout' : error.message} ${cause}`.trim() };
+          record.statusCode = 0;
+          if (opts.fail) opts.fail(res);
+          if (opts.complete) opts.complete(res);
+        },
+      );
+      return { abort() {} };
+    },
+
+    // -- wx.login ------------------------------------------------------------
+    login(opts) {
+      wx.loginCalls += 1;
+      (async () => {
+        if (wx.loginCode) return wx.loginCode();
+        const issued = await emulatorLogin(stack, wx.openid);
+        wx.openid = issued.openid;
+        return issued.code;
+      })().then(
+        (code) => {
+          wx.codes.push(code);
+          const res = { code, errMsg: 'login:ok' };
+          if (opts.success) opts.success(res);
+          if (opts.complete) opts.complete(res);
+        },
+        (error) => {
+          const res = { errMsg: `login:fail ${error.message}` };
+          if (opts.fail) opts.fail(res);
+          if (opts.complete) opts.complete(res);
+        },
+      );
+    },
+
+    // -- wx.checkSession -----------------------------------------------------
+    checkSession(opts) {
+      wx.checkSessionCalls += 1;
+      setImmediate(() => {
+        const res = { errMsg: wx.sessionAlive ? 'checkSession:ok' : 'checkSession:fail session expired' };
+        const callback = wx.sessionAlive ? opts.success : opts.fail;
+        if (callback) callback(res);
+        if (opts.complete) opts.complete(res);
+      });
+    },
+
+    // -- test helpers --------------------------------------------------------
+    /** Requests to a path (optionally one method) recorded so far. */
+    sent(pathname, method) {
+      return wx.requests.filter((r) => r.path === pathname && (!method || r.method === method));
+    },
+    /** What getUserProfile / getPhoneNumber (legacy) hand out for this device. */
+    encrypt(data) {
+      return encrypt(stack, wx.openid, data);
+    },
+    /** The getPhoneNumber button's code for this device's user. */
+    phoneCode(phoneNumber) {
+      return phoneCode(stack, wx.openid, phoneNumber);
+    },
+    /** A wx.login whose code never reaches the service: may rotate the key. */
+    rotateAtWeChat() {
+      return emulatorLogin(stack, wx.openid);
+    },
+  };
+  return wx;
+}
+
+/** The emulator's wx.login: a fresh code (and, the first time, a new user). */
+function emulatorLogin(stack, openid) {
+  return postJSON(`${stack.emulator}/__emulator__/login`, openid ? { openid } : {});
+}
+
+/** {encryptedData, iv, rawData, signature} under the user's current key. */
+async function encrypt(stack, openid, data) {
+  const sealed = await postJSON(`${stack.emulator}/__emulator__/encrypt`, { openid, data });
+  return {
+    encryptedData: sealed.encryptedData,
+    iv: sealed.iv,
+    rawData: sealed.rawData,
+    signature: sealed.signature,
+  };
+}
+
+/** {code} as the getPhoneNumber button gives it. */
+function phoneCode(stack, openid, phoneNumber) {
+  const body = { openid };
+  if (phoneNumber) Object.assign(body, { phoneNumber, purePhoneNumber: phoneNumber });
+  return postJSON(`${stack.emulator}/__emulator__/phonecode`, body);
+}
+
+/** What WeChat received: [{endpoint, query, ...}]. */
+async function emulatorCalls(stack, endpoint) {
+  const query = endpoint ? `?endpoint=${encodeURIComponent(endpoint)}` : '';
+  return (await getJSON(`${stack.emulator}/__emulator__/calls${query}`)).calls;
+}
+
+function configureEmulator(stack, config) {
+  return postJSON(`${stack.emulator}/__emulator__/config`, config);
+}
+
+/** End a session on the server from outside (an expired session, as the client sees it). */
+function endSession(stack, token) {
+  return postJSON(`${stack.service}/oauth/logout`, {}, { authorization: `Bearer ${token}` });
+}
+
+module.exports = {
+  COOKIE_MODES,
+  createWx,
+  emulatorLogin,
+  encrypt,
+  phoneCode,
+  emulatorCalls,
+  configureEmulator,
+  endSession,
+};
