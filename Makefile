@@ -15,7 +15,7 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 	@if command -v node >/dev/null 2>&1; then \
-		echo "node --test client/test/*.test.js"; \
+		echo "node --test --test-reporter=spec client/test/*.test.js"; \
 		PYTHON=$(CURDIR)/$(BIN)/python node --test --test-reporter=spec client/test/*.test.js; \
 	else \
 		echo "node not found: skipped the JavaScript client tests (client/test)"; \
