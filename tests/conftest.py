@@ -82,22 +82,35 @@ class WatchedClient(FlaskClient):
 
 
 class WatchedControl(EmulatorControl):
-    """The emulator's control API; what it hands out is added to the watch."""
+    """The emulator's control API; what it hands out is added to the test's
+    watch and to the session-wide set the gunicorn logs are checked against."""
 
-    def __init__(self, base_url: str, watch: SecretWatch) -> None:
+    def __init__(self, base_url: str, watch: SecretWatch, handed_out: set[str]) -> None:
         super().__init__(base_url)
         self.watch = watch
+        self.handed_out = handed_out
+
+    def _saw(self, found: dict[str, Any]) -> None:
+        secrets = (found["openid"], found.get("unionid"), found["session_key"])
+        self.watch.add_secret(*secrets)
+        self.handed_out.update(secret for secret in secrets if secret)
 
     def login(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         issued = super().login(*args, **kwargs)
-        self.watch.add_secret(issued["openid"], issued.get("unionid"), issued["session_key"])
+        self._saw(issued)
         return issued
 
     def user(self, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
         found = super().user(*args, **kwargs)
         if found:
-            self.watch.add_secret(found["openid"], found.get("unionid"), found["session_key"])
+            self._saw(found)
         return found
+
+
+@pytest.fixture(scope="session")
+def handed_out() -> set[str]:
+    """Every openid, unionid and session_key the emulator handed out this session."""
+    return {SECRET}
 
 
 # -- real parts -------------------------------------------------------------------
@@ -133,8 +146,10 @@ def emulator_server() -> Iterator[EmulatorServer]:
 
 
 @pytest.fixture
-def wechat(emulator_server: EmulatorServer, watch: SecretWatch) -> Iterator[WatchedControl]:
-    control = WatchedControl(emulator_server.url, watch)
+def wechat(
+    emulator_server: EmulatorServer, watch: SecretWatch, handed_out: set[str]
+) -> Iterator[WatchedControl]:
+    control = WatchedControl(emulator_server.url, watch, handed_out)
     control.reset()
     yield control
     control.close()
@@ -239,11 +254,21 @@ def login(client: FlaskClient, wechat: WatchedControl) -> Any:
 
 
 def gunicorn_instance(
-    tmp_path_factory: pytest.TempPathFactory, redis_url: str, database_url: str, emulator_url: str
+    tmp_path_factory: pytest.TempPathFactory,
+    redis_url: str,
+    database_url: str,
+    emulator_url: str,
+    handed_out: set[str],
 ) -> Iterator[Server]:
+    """A gunicorn instance; once it stops, its whole log is checked for every
+    secret the emulator handed out during the session."""
     env = service_env(redis_url, database_url, emulator_url)
     with gunicorn(env, tmp_path_factory.mktemp("gunicorn") / "gunicorn.log") as server:
         yield server
+    log = server.log_text()
+    assert "POST /oauth/login" in log  # the log really was captured
+    leaked = [secret for secret in handed_out if secret in log]
+    assert not leaked, f"{len(leaked)} secret value(s) appeared in gunicorn's log"
 
 
 @pytest.fixture(scope="session")
@@ -252,9 +277,12 @@ def service(
     redis_url: str,
     database_url: str,
     emulator_server: EmulatorServer,
+    handed_out: set[str],
 ) -> Iterator[Server]:
     """The service under gunicorn (2 workers), shared by the tests that need it."""
-    yield from gunicorn_instance(tmp_path_factory, redis_url, database_url, emulator_server.url)
+    yield from gunicorn_instance(
+        tmp_path_factory, redis_url, database_url, emulator_server.url, handed_out
+    )
 
 
 @pytest.fixture(scope="session")
@@ -263,6 +291,9 @@ def second_service(
     redis_url: str,
     database_url: str,
     emulator_server: EmulatorServer,
+    handed_out: set[str],
 ) -> Iterator[Server]:
     """Another instance (2 workers) on the same Redis and database."""
-    yield from gunicorn_instance(tmp_path_factory, redis_url, database_url, emulator_server.url)
+    yield from gunicorn_instance(
+        tmp_path_factory, redis_url, database_url, emulator_server.url, handed_out
+    )

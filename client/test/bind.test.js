@@ -6,7 +6,7 @@ const assert = require('node:assert/strict');
 
 const createSession = require('../wx-session');
 const { startStack } = require('./stack');
-const { createWx, configureEmulator, emulatorCalls } = require('./wx');
+const { createWx, configureEmulator, emulatorCalls, leaks } = require('./wx');
 
 const { ServiceError } = createSession;
 
@@ -17,7 +17,9 @@ before(async () => {
 });
 
 after(async () => {
-  if (stack) await stack.stop();
+  if (!stack) return;
+  await stack.stop();
+  assert.deepEqual(leaks(stack.output()), [], 'a secret appeared in a response or in the logs');
 });
 
 async function loggedIn(options = {}) {

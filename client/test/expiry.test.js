@@ -6,7 +6,7 @@ const assert = require('node:assert/strict');
 
 const createSession = require('../wx-session');
 const { startStack } = require('./stack');
-const { createWx } = require('./wx');
+const { createWx, leaks } = require('./wx');
 
 const TTL = 3;
 let stack;
@@ -16,7 +16,9 @@ before(async () => {
 });
 
 after(async () => {
-  if (stack) await stack.stop();
+  if (!stack) return;
+  await stack.stop();
+  assert.deepEqual(leaks(stack.output()), [], 'a secret appeared in a response or in the logs');
 });
 
 const header = (record, name) => {

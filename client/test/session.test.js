@@ -6,7 +6,7 @@ const assert = require('node:assert/strict');
 
 const createSession = require('../wx-session');
 const { startStack, freePorts } = require('./stack');
-const { COOKIE_MODES, createWx, emulatorCalls, endSession } = require('./wx');
+const { COOKIE_MODES, createWx, emulatorCalls, endSession, leaks } = require('./wx');
 
 const { ServiceError } = createSession;
 
@@ -19,7 +19,9 @@ before(async () => {
 });
 
 after(async () => {
-  if (stack) await stack.stop();
+  if (!stack) return;
+  await stack.stop();
+  assert.deepEqual(leaks(stack.output()), [], 'a secret appeared in a response or in the logs');
 });
 
 function device(options = {}) {

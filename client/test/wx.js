@@ -119,6 +119,7 @@ function createWx(stack, options = {}) {
             data = text;
           }
         }
+        responsesSeen.push(`${JSON.stringify([...response.headers])}\n${text}`);
         const res = { statusCode: response.status, data, header: {}, errMsg: 'request:ok' };
         const lower = cookieMode === 'lowercase';
         for (const [name, value] of response.headers) {
@@ -207,9 +208,26 @@ function createWx(stack, options = {}) {
   return wx;
 }
 
+// -- leak watch: what WeChat handed out must never come back from the service --
+
+// The app secret the dev server runs with (config.DEV_SECRET).
+const handedOut = new Set(['emulator-secret-0123456789abcdef']);
+const responsesSeen = [];
+
+/** The secrets (openid, unionid, session_key, the app secret) found in any
+ *  response a simulated wx received or in the given texts (say, the stack's output). */
+function leaks(...texts) {
+  const haystack = responsesSeen.concat(texts);
+  return [...handedOut].filter((secret) => haystack.some((text) => text.includes(secret)));
+}
+
 /** The emulator's wx.login: a fresh code (and, the first time, a new user). */
-function emulatorLogin(stack, openid) {
-  return postJSON(`${stack.emulator}/__emulator__/login`, openid ? { openid } : {});
+async function emulatorLogin(stack, openid) {
+  const issued = await postJSON(`${stack.emulator}/__emulator__/login`, openid ? { openid } : {});
+  for (const secret of [issued.openid, issued.unionid, issued.session_key]) {
+    if (secret) handedOut.add(secret);
+  }
+  return issued;
 }
 
 /** {encryptedData, iv, rawData, signature} under the user's current key. */
@@ -246,6 +264,7 @@ function endSession(stack, token) {
 }
 
 module.exports = {
+  leaks,
   COOKIE_MODES,
   createWx,
   emulatorLogin,
