@@ -96,7 +96,7 @@ def load(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "DATABASE_URL": database_url(env.get("DATABASE_URL", "").strip() or None, instance),
         "EMBEDDED_DATABASE": not env.get("DATABASE_URL", "").strip(),
         "SESSION_TTL": ttl,
-        "SESSION_RENEW_INTERVAL": _int(env, "SESSION_RENEW_INTERVAL", min(3600, ttl // 10)),
+        "SESSION_RENEW_INTERVAL": _int(env, "SESSION_RENEW_INTERVAL", max(1, min(3600, ttl // 10))),
         "SESSION_COOKIE_NAME": env.get("SESSION_COOKIE_NAME", "").strip() or "sid",
         "SESSION_COOKIE_SECURE": _flag(env, "SESSION_COOKIE_SECURE"),
         "SESSIONS_PER_USER": _int(env, "SESSIONS_PER_USER", 10),

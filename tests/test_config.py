@@ -92,3 +92,10 @@ def test_every_variable_is_documented_in_the_readme():
     readme = (ROOT / "README.md").read_text()
     undocumented = sorted(n for n in asked | gunicorn_variables if f"| `{n}`" not in readme)
     assert not undocumented
+
+
+@pytest.mark.parametrize(("ttl", "interval"), [(2, 1), (5, 1), (100, 10), (10**7, 3600)])
+def test_the_renew_interval_default_fits_any_sensible_ttl(ttl, interval):
+    settings = config.load({"SESSION_TTL": str(ttl)})
+    assert settings["SESSION_RENEW_INTERVAL"] == interval
+    config.validate(settings)
