@@ -48,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     # A configured DATABASE_URL may hold a password: name it, don't print it.
     database = "DATABASE_URL" if env.get("DATABASE_URL") else config.load(env)["DATABASE_URL"]
     print(instructions(f"http://127.0.0.1:{args.port}", emulator.url, database), flush=True)
+    # A supervisor's SIGTERM stops everything as Ctrl-C does (and the embedded
+    # Redis with it, on the way out).
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         return gunicorn.wait()
     except KeyboardInterrupt:

