@@ -18,20 +18,11 @@ from typing import TypeVar
 import redis
 
 from services import errors
-from services.redis_store import Keys, guard
+from services.redis_store import Keys, compare_and_set, guard, load_script
 from services.wechat import TOKEN_ERRORS, StableToken, WeChatErrcode
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-# Delete a key only if it still holds the value we know: a token someone else
-# already replaced, or a lock someone else now holds, is left alone.
-COMPARE_AND_DELETE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
 
 
 class AccessTokenProvider:
@@ -55,7 +46,7 @@ class AccessTokenProvider:
         self.lock_ttl = lock_ttl
         self.wait = wait
         self.poll = poll
-        self._compare_and_delete = client.register_script(COMPARE_AND_DELETE)
+        self._compare_and_set = load_script(client, "compare_and_set")
 
     def call(self, use: Callable[[str], T]) -> T:
         """Run `use(token)`; if WeChat says the token was replaced or expired,
@@ -86,7 +77,7 @@ class AccessTokenProvider:
 
     def invalidate(self, token: str) -> bool:
         with guard():
-            return bool(self._compare_and_delete(keys=[self.keys.access_token()], args=[token]))
+            return compare_and_set(self._compare_and_set, self.keys.access_token(), token)
 
     def _cached(self) -> tuple[str | None, float]:
         with guard():
@@ -110,8 +101,8 @@ class AccessTokenProvider:
                     return self._fetch_unless_refreshed()
                 finally:
                     with guard():
-                        self._compare_and_delete(
-                            keys=[self.keys.access_token_lock()], args=[lock_id]
+                        compare_and_set(
+                            self._compare_and_set, self.keys.access_token_lock(), lock_id
                         )
             if usable is not None:
                 return usable  # another process is refreshing; this one is still valid

@@ -23,22 +23,9 @@ from dataclasses import dataclass
 
 import redis
 
-from services.redis_store import Keys, guard
+from services.redis_store import Keys, compare_and_set, guard, load_script
 from services.sealing import Sealer
 from services.wechat import Code2Session
-
-# Set a key to a new value only if it still holds the value we read.
-COMPARE_AND_SET = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then
-  return 0
-end
-if ARGV[2] == '' then
-  redis.call('DEL', KEYS[1])
-else
-  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-end
-return 1
-"""
 
 
 @dataclass(frozen=True)
@@ -65,7 +52,7 @@ class LoginCodes:
         self.appid = appid
         self.replay_ttl = replay_ttl
         self.pending_ttl = pending_ttl
-        self._compare_and_set = client.register_script(COMPARE_AND_SET)
+        self._compare_and_set = load_script(client, "compare_and_set")
 
     def claim(self, js_code: str) -> CodeState | None:
         """Own the code if nobody has it yet."""
@@ -120,7 +107,7 @@ class LoginCodes:
 
     def _swap(self, js_code: str, expected: str, new: str, ms: int) -> bool:
         with guard():
-            return bool(self._compare_and_set(keys=[self._key(js_code)], args=[expected, new, ms]))
+            return compare_and_set(self._compare_and_set, self._key(js_code), expected, new, ms)
 
     def _key(self, js_code: str) -> str:
         digest = hashlib.sha256(f"{self.appid}:{js_code}".encode()).hexdigest()

@@ -78,6 +78,12 @@ def load_script(client: redis.Redis, name: str) -> Script:
     return client.register_script((LUA_DIR / f"{name}.lua").read_text())
 
 
+def compare_and_set(script: Script, key: str, expected: str, new: str = "", ms: int = 0) -> bool:
+    """Run compare_and_set.lua: set (or with new='' delete) `key` only if it
+    still holds `expected`. Callers wrap it in guard()."""
+    return bool(script(keys=[key], args=[expected, new, ms]))
+
+
 @contextmanager
 def guard() -> Iterator[None]:
     try:
