@@ -66,11 +66,14 @@ class MiniProgramSessionInterface(RedisSessionInterface):
         return request.cookies.get(app.config["SESSION_COOKIE_NAME"]) or None
 
     def save_session(self, app: Flask, session: MiniProgramSession, response: Response) -> None:
-        name, domain, path = (
-            self.get_cookie_name(app),
-            self.get_cookie_domain(app),
-            self.get_cookie_path(app),
-        )
+        attributes = {
+            "path": self.get_cookie_path(app),
+            "domain": self.get_cookie_domain(app),
+            "secure": self.get_cookie_secure(app),
+            "httponly": self.get_cookie_httponly(app),
+            "samesite": self.get_cookie_samesite(app),
+        }
+        name = self.get_cookie_name(app)
         if session.issued is not None:
             issued = session.issued
             response.set_cookie(
@@ -78,19 +81,8 @@ class MiniProgramSessionInterface(RedisSessionInterface):
                 issued.sid,
                 max_age=issued.expires_in,
                 expires=datetime.now(UTC) + timedelta(seconds=issued.expires_in),
-                path=path,
-                domain=domain,
-                secure=self.get_cookie_secure(app),
-                httponly=self.get_cookie_httponly(app),
-                samesite=self.get_cookie_samesite(app),
+                **attributes,
             )
         elif session.ended:
-            response.delete_cookie(
-                name,
-                path=path,
-                domain=domain,
-                secure=self.get_cookie_secure(app),
-                httponly=self.get_cookie_httponly(app),
-                samesite=self.get_cookie_samesite(app),
-            )
+            response.delete_cookie(name, **attributes)
         response.vary.update(("Cookie", "Authorization"))
