@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 .PHONY: run test lint bench venv clean
 
 run: $(STAMP)
-	$(BIN)/python devserver.py
+	$(BIN)/python -m dev.run
 
 test: $(STAMP)
 	$(BIN)/ruff check .
@@ -22,7 +22,7 @@ test: $(STAMP)
 	fi
 
 bench: $(STAMP)
-	$(BIN)/python bench/run.py
+	$(BIN)/python -m dev.bench.run
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,55 +1,75 @@
-"""The application factory."""
+"""The application factory: settings, then infrastructure, then the services,
+then the HTTP layer.
+
+    create_app(config=None)   the app; `config` overrides the environment
+    prepare_embedded(environ) before any worker starts, with nothing
+                              configured: one embedded Redis for all of them
+                              and the SQLite schema brought up to date
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from pathlib import Path
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 from flask import Flask
 from flask.typing import ResponseReturnValue
+from limits.storage import storage_from_string
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-import commands
 import config as settings
-import embedded
-import logs
-from blueprints import auth, errors, health, oauth, user
-from extensions import db, limiter, migrate
-from services import container, redis_store
-from services.rate_limits import storage_uri
-from services.users import configure_sqlite
-from session_interface import MiniProgramSessionInterface
+from blueprints import GRAPH, auth, commands, errors, health, oauth, user
+from blueprints.extensions import db, limiter, migrate
+from blueprints.session import MiniProgramSessionInterface
+from infra import database, embedded, logs
+from infra.redis import connect, limits_storage_uri
+from services.graph import build_graph
+from services.stores.redis import Keys
 
 MAX_BODY_BYTES = 64 * 1024
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     values = {**settings.load(), **(config or {})}
-    app = Flask(__name__, instance_path=values["INSTANCE_PATH"])
+    app = Flask(__name__, instance_path=values["INSTANCE_PATH"], static_folder=None)
     app.config.update(values)
     settings.validate(app.config)
+    settings.validate_connections(app.config)
     logs.configure(app.config["LOG_LEVEL"], [app.config["WECHAT_SECRET"]])
     if app.config["DEV_MODE"]:
         app.logger.warning(
             "WECHAT_APPID is not set: development mode against the WeChat emulator at %s",
             app.config["WECHAT_API_BASE"],
         )
-    if not app.config["REDIS_URL"]:
-        app.config["REDIS_URL"] = embedded.redis_url(Path(app.instance_path) / "redis.db")
+    configure_flask(app)
+    engine = init_extensions(app)
+    limits = storage_from_string(
+        limits_storage_uri(app.config["REDIS_URL"]), key_prefix=limits_prefix(app.config)
+    )
+    graph = build_graph(app.config, connect(app.config["REDIS_URL"]), engine, limits)
+    app.extensions[GRAPH] = graph
+    app.session_interface = MiniProgramSessionInterface(app, graph.sessions)
+    app.before_request(auth.load_user)
+    app.after_request(no_store)
+    for blueprint in (errors.bp, health.bp, oauth.bp, user.bp):
+        app.register_blueprint(blueprint)
+    commands.init_app(app)
+    return app
+
+
+def configure_flask(app: Flask) -> None:
+    """Flask's and its extensions' settings, derived from ours."""
+    url = app.config["DATABASE_URL"]
     app.config.update(
-        SQLALCHEMY_DATABASE_URI=app.config["DATABASE_URL"],
-        SQLALCHEMY_ENGINE_OPTIONS=engine_options(app.config["DATABASE_URL"], app.instance_path),
+        SQLALCHEMY_DATABASE_URI=url,
+        SQLALCHEMY_ENGINE_OPTIONS=database.engine_options(url, app.instance_path),
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_HTTPONLY=True,
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
-        RATELIMIT_STORAGE_URI=storage_uri(app.config["REDIS_URL"]),
+        RATELIMIT_STORAGE_URI=limits_storage_uri(app.config["REDIS_URL"]),
         RATELIMIT_STRATEGY="moving-window",
-        RATELIMIT_STORAGE_OPTIONS={
-            "key_prefix": redis_store.Keys(app.config["REDIS_KEY_PREFIX"]).limits()
-        },
+        RATELIMIT_STORAGE_OPTIONS={"key_prefix": limits_prefix(app.config)},
         RATELIMIT_KEY_PREFIX="login-ip",
-        RATELIMIT_HEADERS_ENABLED=True,
         # Redis down: let the request through; the login itself then answers 503.
         RATELIMIT_SWALLOW_ERRORS=True,
     )
@@ -58,47 +78,38 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.json.ensure_ascii = False  # nicknames stay readable UTF-8
     app.json.sort_keys = False  # the profile keeps WeChat's field order
 
+
+def init_extensions(app: Flask) -> Any:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(settings.ROOT / "migrations"))
     limiter.init_app(app)
     with app.app_context():
         engine = db.engine
-    if engine.dialect.name == "sqlite":
-        configure_sqlite(engine)
-
-    client = redis_store.connect(app.config["REDIS_URL"])
-    services = container.build(app.config, client, engine)
-    app.extensions["wx_services"] = services
-    app.session_interface = MiniProgramSessionInterface(app, services.sessions)
-
-    app.before_request(auth.load_user)
-    app.after_request(no_store)
-    app.register_blueprint(errors.bp)
-    app.register_blueprint(health.bp)
-    app.register_blueprint(oauth.bp)
-    app.register_blueprint(user.bp)
-    commands.init_app(app)
-    return app
+    database.configure(engine)
+    return engine
 
 
-def engine_options(url: str, instance_path: str) -> dict[str, Any]:
-    if url.startswith("sqlite"):
-        Path(instance_path).mkdir(parents=True, exist_ok=True)
-        return {"connect_args": {"timeout": 10}}
-    # pre_ping: a database restarted under us costs one reconnect, not a 500.
-    options: dict[str, Any] = {
-        "pool_pre_ping": True,
-        "pool_recycle": 1800,
-        "pool_size": 5,
-        "max_overflow": 10,
-    }
-    if url.startswith(("mysql", "mariadb")):
-        # utf8 in MySQL is 3 bytes: emoji and other 4-byte characters need utf8mb4.
-        options["connect_args"] = {"charset": "utf8mb4"}
-    return options
+def limits_prefix(config: Mapping[str, Any]) -> str:
+    return Keys(config["REDIS_KEY_PREFIX"]).limits()
 
 
 def no_store(response: ResponseReturnValue) -> ResponseReturnValue:
     """Every answer is personal or about a credential: no cache may keep it."""
     response.headers.setdefault("Cache-Control", "no-store")
     return response
+
+
+def prepare_embedded(environ: MutableMapping[str, str]) -> None:
+    """With nothing configured (make run, a bare `gunicorn wsgi:app`): start
+    one embedded Redis for every worker and hand it on through REDIS_URL, and
+    bring the embedded SQLite schema up to date. A no-op when REDIS_URL and
+    DATABASE_URL are set, as in production."""
+    if not environ.get("REDIS_URL"):
+        environ["REDIS_URL"] = embedded.redis_url(settings.instance_path(environ) / "redis.db")
+    if not environ.get("DATABASE_URL"):
+        import flask_migrate
+
+        app = create_app(settings.load(environ))
+        with app.app_context():
+            flask_migrate.upgrade()
+            db.engine.dispose()

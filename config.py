@@ -8,45 +8,50 @@ environment into a plain dict that `create_app()` puts into `app.config`;
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from limits import parse_many
+
+from wechat_emulator import DEFAULT_APPID, DEFAULT_SECRET
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT_INSTANCE = ROOT / "instance"
 
 # Without WECHAT_APPID the service runs in development mode against the
-# bundled WeChat emulator (python -m wechat_emulator), with these credentials.
-DEV_APPID = "wx0123456789abcdef"
-DEV_SECRET = "emulator-secret-0123456789abcdef"
+# bundled WeChat emulator (python -m wechat_emulator) and its default app
+# (DEFAULT_APPID, DEFAULT_SECRET).
 DEV_API_BASE = "http://127.0.0.1:5100"
+# Read by gunicorn.conf.py rather than load().
+GUNICORN_VARIABLES = ("PORT", "HOST", "WEB_CONCURRENCY", "GUNICORN_THREADS")
 DEV_SECRET_KEY = "dev-only-secret-key-do-not-use-in-production"
+
+
+T = TypeVar("T", int, float)
 
 
 class ConfigError(RuntimeError):
     """The environment describes a service that cannot start."""
 
 
-def _int(environ: Mapping[str, str], name: str, default: int) -> int:
+def _number(environ: Mapping[str, str], name: str, default: T, kind: Callable[[str], T]) -> T:
     raw = environ.get(name, "").strip()
     if not raw:
         return default
     try:
-        return int(raw)
+        return kind(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+        what = "an integer" if kind is int else "a number"
+        raise ConfigError(f"{name} must be {what}, got {raw!r}") from None
+
+
+def _int(environ: Mapping[str, str], name: str, default: int) -> int:
+    return _number(environ, name, default, int)
 
 
 def _float(environ: Mapping[str, str], name: str, default: float) -> float:
-    raw = environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    return _number(environ, name, default, float)
 
 
 def _flag(environ: Mapping[str, str], name: str) -> bool:
@@ -79,8 +84,8 @@ def load(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     return {
         "DEV_MODE": dev_mode,
         "INSTANCE_PATH": str(instance),
-        "WECHAT_APPID": appid or DEV_APPID,
-        "WECHAT_SECRET": env.get("WECHAT_SECRET", "") or (DEV_SECRET if dev_mode else ""),
+        "WECHAT_APPID": appid or DEFAULT_APPID,
+        "WECHAT_SECRET": env.get("WECHAT_SECRET", "") or (DEFAULT_SECRET if dev_mode else ""),
         "WECHAT_API_BASE": (
             env.get("WECHAT_API_BASE", "").strip()
             or (DEV_API_BASE if dev_mode else "https://api.weixin.qq.com")
@@ -94,7 +99,6 @@ def load(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "REDIS_URL": env.get("REDIS_URL", "").strip() or None,
         "REDIS_KEY_PREFIX": env.get("REDIS_KEY_PREFIX", "wx:"),
         "DATABASE_URL": database_url(env.get("DATABASE_URL", "").strip() or None, instance),
-        "EMBEDDED_DATABASE": not env.get("DATABASE_URL", "").strip(),
         "SESSION_TTL": ttl,
         "SESSION_RENEW_INTERVAL": _int(env, "SESSION_RENEW_INTERVAL", max(1, min(3600, ttl // 10))),
         "SESSION_COOKIE_NAME": env.get("SESSION_COOKIE_NAME", "").strip() or "sid",
@@ -111,6 +115,29 @@ def load(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "TRUSTED_PROXIES": _int(env, "TRUSTED_PROXIES", 0),
         "LOG_LEVEL": env.get("LOG_LEVEL", "").strip().upper() or "INFO",
     }
+
+
+def variables() -> set[str]:
+    """Every environment variable the service reads."""
+    asked: set[str] = set()
+
+    class Recording(dict):
+        def get(self, key: str, default: Any = None) -> Any:
+            asked.add(key)
+            return default
+
+    load(Recording())
+    return asked | set(GUNICORN_VARIABLES)
+
+
+def validate_connections(config: Mapping[str, Any]) -> None:
+    """create_app() needs a Redis to talk to; the entry points (wsgi.py,
+    gunicorn's master, make run) start the embedded one when none is set."""
+    if not config.get("REDIS_URL"):
+        raise ConfigError(
+            "REDIS_URL is not set: point it at a Redis, or start the service through "
+            "wsgi.py or `make run`, which start an embedded one"
+        )
 
 
 def validate(config: Mapping[str, Any]) -> None:

@@ -26,10 +26,10 @@ def on_starting(server):
     Imports live here: every module-level name in this file is read as a
     gunicorn setting, and `config` is one."""
     import config
-    import embedded
+    from app import prepare_embedded
 
     try:
         config.validate(config.load())
     except config.ConfigError as exc:
         raise SystemExit(f"configuration error: {exc}") from None
-    embedded.prepare(os.environ)
+    prepare_embedded(os.environ)

@@ -1,4 +1,11 @@
-"""HTTP layer: one blueprint per resource, plus the errors blueprint."""
+"""The HTTP layer: one blueprint per resource (oauth, user, health), the
+errors blueprint that renders every failure as JSON, the session interface,
+the before_request hook that loads the user, and the operator commands.
+
+Views are thin: they parse input (inputs.py), call a use case through the
+accessors below, and return data with ok(). README "Layout" maps each route
+to its view, use case and stores.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +14,28 @@ from typing import Any
 from flask import current_app, jsonify
 from flask.typing import ResponseReturnValue
 
-from services.container import Services
+from services.graph import ServiceGraph
+from services.usecases.login import LoginService
+from services.usecases.profile import ProfileService
+from services.usecases.readiness import Readiness
+
+GRAPH = "service_graph"
 
 
-def services() -> Services:
-    return current_app.extensions["wx_services"]
+def graph() -> ServiceGraph:
+    return current_app.extensions[GRAPH]
+
+
+def login_service() -> LoginService:
+    return graph().login
+
+
+def profile_service() -> ProfileService:
+    return graph().profile
+
+
+def readiness() -> Readiness:
+    return graph().readiness
 
 
 def ok(data: Any = None, status: int = 200) -> ResponseReturnValue:

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 from flask import g, session
 
-from services.errors import Unauthorized
+from services.errors import SessionStoreUnavailable, Unauthorized
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -18,16 +18,16 @@ F = TypeVar("F", bound=Callable[..., Any])
 class CurrentUser:
     id: int
     profile: dict[str, Any]
-    sid: str = field(repr=False)
+    token: str = field(repr=False)
 
 
 def load_user() -> None:
-    """before_request: the session (already resolved from the Cookie or
-    Authorization header by the session interface) becomes g.user, or None."""
-    record = session.record
+    """before_request: the session (already read from the Cookie or
+    Authorization header by blueprints/session.py) becomes g.user, or None."""
+    user_id = session.get("user_id")
     g.user = (
-        CurrentUser(id=record.user_id, profile=record.profile, sid=record.sid)
-        if record is not None
+        CurrentUser(id=user_id, profile=session.get("profile") or {}, token=session.token)
+        if user_id is not None
         else None
     )
 
@@ -37,7 +37,7 @@ def login_required(view: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if g.user is None:
             # An unreadable store is a 503, not a reason to log in again.
-            raise session.failure or Unauthorized()
+            raise SessionStoreUnavailable() if session.unavailable else Unauthorized()
         return view(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]

@@ -1,16 +1,20 @@
-"""The errors blueprint: every failure leaves as
-`{"code": <non-zero>, "error": "<slug>", "message": "..."}` with its HTTP status.
+"""The errors blueprint, the one place errors become responses: every failure
+leaves as `{"code": <non-zero>, "error": "<slug>", "message": "..."}` with its
+HTTP status. Domain errors come from services/errors.py (the stores have
+already turned Redis and database failures into domain errors); werkzeug's
+HTTP errors are mapped to the same catalogue; anything else is a bug: a 500
+with its traceback in the log and nothing in the answer.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 
-import redis
 from flask import Blueprint, Response, jsonify
-from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from blueprints.extensions import limiter
 from services import errors
 
 bp = Blueprint("errors", __name__)
@@ -43,24 +47,25 @@ def http_error(error: HTTPException) -> Response:
     if isinstance(error, InternalServerError):
         return unexpected(error.original_exception or error)
     kind = HTTP_ERRORS.get(error.code or 500, errors.BadRequest)
-    # Keep what werkzeug and Flask-Limiter put there: Allow, Retry-After.
-    headers = {
-        name: value
-        for name, value in error.get_headers()
-        if name.lower() in {"allow", "retry-after"}
-    }
-    if error.code == 429:
-        headers.setdefault("Retry-After", "60")
-    return render(kind(), headers)
+    headers = {name: value for name, value in error.get_headers() if name.lower() == "allow"}
+    retry_after = limit_reset() if error.code == 429 else None
+    return render(kind(retry_after=retry_after), headers)
 
 
 @bp.app_errorhandler(Exception)
 def unexpected(error: BaseException) -> Response:
-    if isinstance(error, redis.RedisError):
-        log.error("Redis failed: %s", type(error).__name__)
-        return render(errors.SessionStoreUnavailable())
-    if isinstance(error, OperationalError):
-        log.error("database failed: %s", type(error.orig).__name__)
-        return render(errors.DatabaseUnavailable())
+    if isinstance(error, errors.ServiceError):  # raised outside a view, e.g. saving the session
+        return render(error)
     log.error("unexpected %s", type(error).__name__, exc_info=error)
     return render(errors.ServiceError())
+
+
+def limit_reset() -> int:
+    """Seconds until Flask-Limiter's breached limit lets the client in again."""
+    try:
+        breached = limiter.current_limit
+        if breached is not None:
+            return max(1, breached.reset_at - int(time.time()))
+    except Exception:  # the limiter's storage failed meanwhile: a safe default
+        log.warning("could not read the rate limit's reset time")
+    return 60

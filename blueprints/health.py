@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+from flask import Blueprint
 from flask.typing import ResponseReturnValue
 
-from blueprints import ok, services
-from extensions import limiter
+from blueprints import ok, readiness
+from blueprints.extensions import limiter
 from services.errors import NotReady
 
 bp = Blueprint("health", __name__)
@@ -21,9 +21,8 @@ def healthz() -> ResponseReturnValue:
 @bp.get("/readyz")
 @limiter.exempt
 def readyz() -> ResponseReturnValue:
-    parts = services().health.parts()
-    if all(parts.values()):
-        return ok(parts)
-    failing = ", ".join(name for name, up in parts.items() if not up)
-    error = NotReady(f"Not ready: {failing} does not answer.")
-    return jsonify({**error.to_dict(), "data": parts}), error.status
+    parts = readiness().parts()
+    if not all(parts.values()):
+        failing = ", ".join(name for name, up in parts.items() if not up)
+        raise NotReady(f"Not ready: {failing} does not answer.", data=parts)
+    return ok(parts)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 
-from flask import Blueprint, current_app, g, session
+from flask import Blueprint, current_app, g
 from flask.typing import ResponseReturnValue
 
-from blueprints import ok, services
+from blueprints import login_service, ok
 from blueprints.auth import login_required
+from blueprints.extensions import limiter
 from blueprints.inputs import body_fields, flag_field, text_field
-from extensions import limiter
+from blueprints.session import end_session, start_session
 from services.errors import UnsupportedLoginType
 
 bp = Blueprint("oauth", __name__, url_prefix="/oauth")
@@ -27,27 +28,17 @@ def login() -> ResponseReturnValue:
     login_type = text_field(fields, "type", required=False, max_length=32) or "wxapp"
     if login_type != "wxapp":
         raise UnsupportedLoginType()
-    issued = services().login.login(js_code)
-    session.issued = issued
-    return ok({"token": issued.sid, "expiresIn": issued.expires_in})
+    issued = login_service().login(js_code)
+    start_session(issued)
+    return ok({"token": issued.token, "expiresIn": issued.expires_in})
 
 
 @bp.post("/logout")
 def logout() -> ResponseReturnValue:
     """Ends this session, or with {"all": true} every session of the user, at
     once on every worker and instance. Without a session it is a no-op."""
-    if session.failure is not None:
-        raise session.failure  # the token may still be live: say so, don't pretend
     everywhere = flag_field(body_fields(), "all")
-    ended = 0
-    if g.user is not None:
-        sessions = services().sessions
-        if everywhere:
-            ended = sessions.revoke_user(g.user.id)
-        else:
-            ended = int(sessions.revoke(g.user.sid, g.user.id))
-    session.ended = True
-    return ok({"ended": ended})
+    return ok({"ended": end_session(everywhere)})
 
 
 @bp.get("/check")
@@ -55,5 +46,5 @@ def logout() -> ResponseReturnValue:
 def check() -> ResponseReturnValue:
     """Is the session alive (else 401), and does WeChat still accept the
     session_key? If not, call wx.login before asking the user for data."""
-    valid = services().login.session_key_valid(g.user.id)
+    valid = login_service().session_key_valid(g.user.id)
     return ok({"session": True, "sessionKeyValid": valid})

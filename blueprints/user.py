@@ -7,7 +7,7 @@ import re
 from flask import Blueprint, g
 from flask.typing import ResponseReturnValue
 
-from blueprints import ok, services
+from blueprints import ok, profile_service
 from blueprints.auth import login_required
 from blueprints.inputs import body_fields, text_field
 
@@ -28,7 +28,7 @@ def bindinfo() -> ResponseReturnValue:
     """encryptedData and iv from getUserProfile/getUserInfo; rawData and
     signature, when sent, are checked too."""
     fields = body_fields()
-    profile = services().profile.bind_info(
+    profile = profile_service().bind_info(
         g.user.id,
         *sealed_fields(fields),
         # rawData is signed byte for byte: it is used exactly as sent.
@@ -46,9 +46,9 @@ def bindphone() -> ResponseReturnValue:
     fields = body_fields()
     if fields.get("code") is not None or fields.get("encryptedData") is None:
         code = text_field(fields, "code", max_length=256, pattern=PHONE_CODE)
-        profile = services().profile.bind_phone_code(g.user.id, code)
+        profile = profile_service().bind_phone_code(g.user.id, code)
     else:
-        profile = services().profile.bind_phone_data(g.user.id, *sealed_fields(fields))
+        profile = profile_service().bind_phone_data(g.user.id, *sealed_fields(fields))
     return ok(profile)
 
 

@@ -1,9 +1,10 @@
-"""Domain errors. Each carries the HTTP status, stable slug and numeric code it
-becomes in the JSON error shape `{"code", "error", "message"}`.
+"""The error catalogue. Each domain error carries the HTTP status, stable slug
+and numeric code it becomes in the JSON error shape `{"code", "error", "message"}`.
 
-Services raise these; `errors.py` at the top level renders them. Messages are
-written for the mini program developer and never contain a session_key,
-openid, unionid, access_token or the app secret.
+Services raise these; blueprints/errors.py renders them. Messages are written
+for the mini program developer and never contain a session_key, openid,
+unionid, access_token or the app secret. The README's error table is checked
+against this module by a test.
 """
 
 from __future__ import annotations
@@ -16,16 +17,24 @@ class ServiceError(Exception):
     slug: ClassVar[str] = "internal_error"
     code: ClassVar[int] = 5000
     message: ClassVar[str] = "The service failed unexpectedly; the failure was logged."
-    # Transient errors may succeed when the same request is sent again.
-    transient: ClassVar[bool] = False
 
-    def __init__(self, message: str | None = None, *, retry_after: int | None = None):
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        retry_after: int | None = None,
+        data: Any = None,
+    ):
         self.detail = message or self.message
         self.retry_after = retry_after
+        self.data = data
         super().__init__(self.detail)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"code": self.code, "error": self.slug, "message": self.detail}
+        body = {"code": self.code, "error": self.slug, "message": self.detail}
+        if self.data is not None:
+            body["data"] = self.data
+        return body
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after)} if self.retry_after else {}
@@ -72,7 +81,6 @@ class PayloadTooLarge(ServiceError):
 class RateLimited(ServiceError):
     status, slug, code = 429, "rate_limited", 1008
     message = "Too many login attempts; wait before trying again."
-    transient = True
 
 
 # -- session -----------------------------------------------------------------
@@ -171,7 +179,6 @@ class PhoneCodeAppidMismatch(ServiceError):
 class WeChatRateLimited(ServiceError):
     status, slug, code = 429, "wechat_rate_limited", 3101
     message = "WeChat's per-minute quota is exhausted; retry in a minute."
-    transient = True
 
     def __init__(self, message: str | None = None, *, retry_after: int | None = 60):
         super().__init__(message, retry_after=retry_after)
@@ -180,19 +187,16 @@ class WeChatRateLimited(ServiceError):
 class WeChatBusy(ServiceError):
     status, slug, code = 503, "wechat_busy", 3102
     message = "WeChat reported a system error twice; retry shortly."
-    transient = True
 
 
 class WeChatTimeout(ServiceError):
     status, slug, code = 504, "wechat_timeout", 3103
     message = "WeChat did not answer in time; retry shortly."
-    transient = True
 
 
 class WeChatUnreachable(ServiceError):
     status, slug, code = 502, "wechat_unreachable", 3104
     message = "WeChat could not be reached; retry shortly."
-    transient = True
 
 
 class WeChatMisconfigured(ServiceError):
@@ -216,13 +220,11 @@ class WeChatError(ServiceError):
 class SessionStoreUnavailable(ServiceError):
     status, slug, code = 503, "session_store_unavailable", 5001
     message = "The session store is unavailable; retry shortly."
-    transient = True
 
 
 class DatabaseUnavailable(ServiceError):
     status, slug, code = 503, "database_unavailable", 5002
     message = "The user database is unavailable; retry shortly."
-    transient = True
 
 
 class NotReady(ServiceError):

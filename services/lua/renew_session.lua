@@ -1,8 +1,0 @@
--- Slide a session's expiry, and its entry in the user's index with it.
--- KEYS[1] session, KEYS[2] user's live sessions; ARGV ttl, now, sid
-if redis.call('EXPIRE', KEYS[1], ARGV[1]) == 1 then
-  redis.call('ZADD', KEYS[2], 'XX', tonumber(ARGV[2]) + tonumber(ARGV[1]), ARGV[3])
-  redis.call('EXPIRE', KEYS[2], ARGV[1])
-  return 1
-end
-return 0

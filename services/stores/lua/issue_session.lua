@@ -1,0 +1,52 @@
+-- Issue a session to a user who has just exchanged a login code, atomically
+-- with the user's index of live sessions and the login de-duplication pointer.
+--
+-- KEYS[1] user's live sessions (zset: token -> expiry time)
+-- KEYS[2] user's de-duplication pointer (string: token of the newest login)
+-- KEYS[3] user's newest profile snapshot (hash: pv, profile)
+-- ARGV    session key prefix, candidate token, ttl, dedup window, now,
+--         max sessions per user, user id, profile version, profile json
+-- Returns {token, reused (0|1), profile version, profile json}
+local prefix, token = ARGV[1], ARGV[2]
+local ttl, window, now = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local limit, uid = tonumber(ARGV[6]), ARGV[7]
+local pv, profile = tonumber(ARGV[8]), ARGV[9]
+
+-- A profile bind may have committed after this login read the user row: the
+-- higher version wins, whichever way round the two happened.
+local newest = redis.call('HMGET', KEYS[3], 'pv', 'profile')
+if newest[1] and tonumber(newest[1]) > pv then
+  pv, profile = tonumber(newest[1]), newest[2]
+else
+  redis.call('HSET', KEYS[3], 'pv', pv, 'profile', profile)
+end
+redis.call('EXPIRE', KEYS[3], ttl)
+
+local reused = 0
+local current = window > 0 and redis.call('GET', KEYS[2])
+if current and redis.call('EXISTS', prefix .. current) == 1 then
+  token, reused = current, 1
+  if tonumber(redis.call('HGET', prefix .. token, 'pv')) < pv then
+    redis.call('HSET', prefix .. token, 'pv', pv, 'profile', profile)
+  end
+else
+  redis.call('HSET', prefix .. token, 'uid', uid, 'pv', pv, 'profile', profile, 'iat', now)
+  if window > 0 then
+    redis.call('SET', KEYS[2], token, 'EX', window)
+  end
+end
+redis.call('EXPIRE', prefix .. token, ttl)
+
+-- Keep the index bounded: drop expired entries, then end the oldest sessions.
+redis.call('ZREM', KEYS[1], token)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local excess = redis.call('ZCARD', KEYS[1]) - (limit - 1)
+if excess > 0 then
+  for _, old in ipairs(redis.call('ZRANGE', KEYS[1], 0, excess - 1)) do
+    redis.call('DEL', prefix .. old)
+  end
+  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, excess - 1)
+end
+redis.call('ZADD', KEYS[1], now + ttl, token)
+redis.call('EXPIRE', KEYS[1], ttl)
+return {token, reused, pv, profile}

@@ -1,0 +1,72 @@
+"""The few most recent session_keys of each user, newest first, in Redis.
+
+WeChat may hand out a new session_key on any wx.login, and data the client
+encrypted a moment earlier is still under the previous one, so decryption
+tries the recent keys in turn. Keys are sealed at rest (services/crypto/sealing.py):
+a Redis dump, MONITOR or slowlog never shows one. Sealing is deterministic, so
+the same session_key seen twice stays one entry.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import redis
+
+from services.crypto.sealing import Sealer
+from services.stores.redis import Keys, guard
+
+
+@dataclass(frozen=True)
+class RecentKey:
+    session_key: str = field(repr=False)
+    age: float
+
+
+class SessionKeyRing:
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        keys: Keys,
+        sealer: Sealer,
+        history: int,
+        ttl: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.redis = client
+        self.keys = keys
+        self.history = history
+        self.ttl = ttl
+        self.clock = clock
+        self.sealer = sealer
+
+    def record(self, user_id: int, session_key: str) -> None:
+        """Remember a session_key as the user's newest; forget the oldest."""
+        key = self.keys.user_session_keys(user_id)
+        with guard():
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.zadd(key, {self.sealer.seal(session_key): self.clock()})
+            pipe.zremrangebyrank(key, 0, -(self.history + 1))
+            pipe.expire(key, self.ttl)
+            pipe.execute()
+
+    def recent(self, user_id: int) -> list[RecentKey]:
+        """Newest first. Entries sealed under another SECRET_KEY are skipped."""
+        with guard():
+            entries = self.redis.zrevrange(
+                self.keys.user_session_keys(user_id), 0, self.history - 1, withscores=True
+            )
+        now = self.clock()
+        found = []
+        for sealed, seen_at in entries:
+            session_key = self.sealer.open(sealed)
+            if session_key is not None:
+                found.append(RecentKey(session_key=session_key, age=max(0.0, now - seen_at)))
+        return found
+
+    def newest(self, user_id: int) -> str | None:
+        recent = self.recent(user_id)
+        return recent[0].session_key if recent else None

@@ -1,0 +1,39 @@
+"""Fixtures of the emulator tier: one emulator per module, reset before each test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from support.emulator import APPID, OTHER_APPID, OTHER_SECRET, SECRET, WeChat
+from wechat_emulator import EmulatorControl, EmulatorServer
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[EmulatorServer]:
+    srv = EmulatorServer(host="127.0.0.1", port=0, apps={APPID: SECRET})
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def ctl(server: EmulatorServer) -> Iterator[EmulatorControl]:
+    control = EmulatorControl(server.url)
+    control.reset()
+    yield control
+    control.close()
+
+
+@pytest.fixture
+def wx(server: EmulatorServer, ctl: EmulatorControl) -> Iterator[WeChat]:
+    client = WeChat(server.url)
+    yield client
+    client.http.close()
+
+
+@pytest.fixture
+def other_app(ctl: EmulatorControl) -> str:
+    ctl.add_app(OTHER_APPID, OTHER_SECRET)
+    return OTHER_APPID

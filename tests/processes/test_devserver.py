@@ -1,0 +1,81 @@
+"""`make run` as a newcomer runs it: nothing configured, the emulator on a
+side port, embedded Redis and SQLite; the command-line client logs in."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+
+import pytest
+import requests
+
+from dev.stack import free_port, service_env
+from support.constants import ROOT
+from support.waiting import wait_until
+
+pytestmark = pytest.mark.gunicorn
+
+def answers(url: str, process: subprocess.Popen) -> bool:
+    assert process.poll() is None, "make run's program exited early"
+    try:
+        requests.get(url, timeout=1)
+    except requests.ConnectionError:
+        return False
+    return True
+
+
+def test_run_command_works_with_nothing_configured(tmp_path):
+    env = service_env({"INSTANCE_PATH": str(tmp_path / "instance")})
+    port, emulator_port = free_port(), free_port()
+    log = (tmp_path / "run.log").open("w")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dev.run",
+            "--port",
+            str(port),
+            "--emulator-port",
+            str(emulator_port),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    service, emulator = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{emulator_port}"
+    try:
+        wait_until(lambda: answers(service, process), timeout=60, what="make run to answer")
+        cli = [
+            sys.executable,
+            "-m",
+            "miniprogram",
+            "--service",
+            service,
+            "--emulator",
+            emulator,
+            "--storage",
+            str(tmp_path / "storage.json"),
+        ]
+        for command in ("login", "info"):
+            done = subprocess.run(
+                [*cli, command],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["nickName"] is None
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(30)
+        log.close()
+    output = (tmp_path / "run.log").read_text()
+    assert "Try the flow" in output
+    assert (tmp_path / "instance" / "app.db").exists()
+    assert "Traceback" not in output

@@ -1,0 +1,43 @@
+"""Building the app for tests, and what tests send with a request."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flask_migrate
+
+from app import create_app
+from blueprints.extensions import db
+from support.constants import APPID, SECRET, SECRET_KEY
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def cookie(token: str, name: str = "sid") -> dict[str, str]:
+    return {"Cookie": f"{name}={token}"}
+
+
+def base_config(database_url: str, redis_url: str, api_base: str) -> dict[str, Any]:
+    return {
+        "WECHAT_APPID": APPID,
+        "WECHAT_SECRET": SECRET,
+        "WECHAT_API_BASE": api_base,
+        "WECHAT_CONNECT_TIMEOUT": 1.0,
+        "WECHAT_READ_TIMEOUT": 2.0,
+        "WECHAT_RETRY_BACKOFF": 0.05,
+        "SECRET_KEY": SECRET_KEY,
+        "REDIS_URL": redis_url,
+        "DATABASE_URL": database_url,
+        "DEV_MODE": False,
+        "LOG_LEVEL": "DEBUG",
+        "TESTING": True,
+    }
+
+
+def migrate_database(url: str, redis_url: str) -> None:
+    app = create_app(base_config(url, redis_url, "http://127.0.0.1:9"))
+    with app.app_context():
+        flask_migrate.upgrade()
+        db.engine.dispose()

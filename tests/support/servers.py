@@ -1,0 +1,85 @@
+"""The service as deployed, for the multi-process tests: gunicorn (through
+dev/stack.py, as `make run` and the benchmark start it) talking to the
+test's Redis, database and emulator."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from dev.stack import Gunicorn, running_gunicorn, service_env
+from support.constants import APPID, SECRET, SECRET_KEY
+from support.waiting import wait_until
+
+ACCESS_LINE = re.compile(
+    r'"(?P<method>[A-Z]+) (?P<path>\S+) HTTP/[\d.]+" (?P<status>\d{3}) .*pid=<?(?P<pid>\d+)>?'
+)
+
+
+@dataclass
+class Server:
+    """A running instance, with a way to tell which worker served a request."""
+
+    gunicorn: Gunicorn
+
+    @property
+    def url(self) -> str:
+        return self.gunicorn.url
+
+    def log_text(self) -> str:
+        return self.gunicorn.log_text()
+
+    def get(self, path: str, **kwargs) -> tuple[requests.Response, int]:
+        """A request on a fresh connection, and the pid of the worker that served it."""
+        return self.call("GET", path, **kwargs)
+
+    def call(self, method: str, path: str, **kwargs) -> tuple[requests.Response, int]:
+        probe = uuid.uuid4().hex
+        separator = "&" if "?" in path else "?"
+        headers = {"Connection": "close", **kwargs.pop("headers", {})}
+        response = requests.request(
+            method,
+            f"{self.url}{path}{separator}probe={probe}",
+            headers=headers,
+            timeout=30,
+            **kwargs,
+        )
+        return response, self.pid_of(probe)
+
+    def pid_of(self, probe: str, timeout: float = 5.0) -> int:
+        """The access log line of a request is written once it is answered."""
+
+        def logged() -> int | None:
+            for line in self.log_text().splitlines():
+                if probe in line and (match := ACCESS_LINE.search(line)):
+                    return int(match["pid"])
+            return None
+
+        return wait_until(logged, timeout=timeout, what="the request's access log line")
+
+
+def instance_env(redis_url: str, database_url: str, emulator_url: str, **extra: str) -> dict:
+    return service_env(
+        {
+            "WECHAT_APPID": APPID,
+            "WECHAT_SECRET": SECRET,
+            "WECHAT_API_BASE": emulator_url,
+            "SECRET_KEY": SECRET_KEY,
+            "REDIS_URL": redis_url,
+            "DATABASE_URL": database_url,
+            "LOG_LEVEL": "INFO",
+            **extra,
+        }
+    )
+
+
+@contextmanager
+def gunicorn(env: dict, log: Path, workers: int = 2) -> Iterator[Server]:
+    with running_gunicorn(env, log, workers=workers) as started:
+        yield Server(started)
