@@ -18,20 +18,35 @@
  *                              //   token from the login reply) instead of a Cookie
  *     storageKey: 'wx-session',// prefix of the wx storage keys used:
  *                              //   <storageKey>:cookies and <storageKey>:token
- *     timeout: 10000,          // wx.request timeout, milliseconds
+ *     timeout: 10000,          // wx.request timeout, milliseconds, for calls
+ *                              //   that give none of their own
  *     paths: {                 // each one overridable
  *       login: '/oauth/login', logout: '/oauth/logout', info: '/user/info',
  *       bindInfo: '/user/bindinfo', bindPhone: '/user/bindphone', check: '/oauth/check'
  *     }
  *   })
  *
- * session.request({url, method, data, header})
+ * session.request({url, method, data, header, ...})
  *     A call to the service: url is a path under baseURL (or a full URL that
  *     starts with baseURL; any other URL is refused with 'invalid_url', so
- *     the session never reaches another host). Resolves to the reply's `data` field (the service answers
- *     {"code": 0, "data": ...}); rejects with a ServiceError. On a 401 it logs
- *     in once (shared by every call that got a 401 at the same time) and
- *     retries the call once; a second 401 rejects.
+ *     the session never reaches another host). Resolves to the reply's `data`
+ *     field (the service answers {"code": 0, "data": ...}); rejects with a
+ *     ServiceError. On a 401 it logs in once (shared by every call that got a
+ *     401 at the same time) and retries the call once; a second 401 rejects.
+ *     Every other wx.request option (timeout, dataType, responseType,
+ *     enableHttp2, enableCache, enableChunked...) goes to wx.request as given,
+ *     on the retry too; success/fail/complete are ignored (the promise stands
+ *     for them) and the session's own Cookie or Authorization header wins.
+ *     The reply is still read as the service's JSON.
+ *     The promise it returns has two more members:
+ *       .task     the RequestTask of this call's wx.request in flight (the
+ *                 retry's once it is sent after a re-login); null when
+ *                 wx.request was not called or returned nothing
+ *       .abort()  aborts that wx.request and rejects the promise with a
+ *                 ServiceError 'aborted' (statusCode 0); nothing once the
+ *                 promise has settled. During a re-login the shared login
+ *                 goes on and the call is not retried.
+ *     Promises made from it with .then() have neither.
  * session.login()
  *     wx.login, then POST paths.login {code, type: 'wxapp'}; keeps the cookie
  *     and the token. Resolves to {token, expiresIn}. Single-flight: callers
@@ -78,8 +93,8 @@
  *     'network_error' (wx.request failed: offline, timeout, DNS...),
  *     'wx_login_failed' (wx.login gave no code), 'invalid_detail' (a bind was
  *     given no encryptedData / code, e.g. the user refused), 'invalid_url'
- *     (a URL outside baseURL) and 'bad_response' (a reply that is not the
- *     service's JSON).
+ *     (a URL outside baseURL), 'aborted' (request().abort() was called) and
+ *     'bad_response' (a reply that is not the service's JSON).
  *
  * Cookies: mini programs have no cookie jar, so this keeps one in wx storage.
  * It reads Set-Cookie from every reply (any header-name case; one string,
@@ -483,8 +498,9 @@ parts['transport'] = function (module, exports, require) {
 /**
  * transport.js: one call to the service through wx.request. Builds the URL
  * (only under baseURL) and the headers (the caller's, plus the Cookie or
- * Authorization the session manages), keeps the reply's cookies, and turns
- * the reply into its `data` or a ServiceError.
+ * Authorization the session manages), passes every other wx.request option
+ * through, keeps the reply's cookies, and turns the reply into its `data` or
+ * a ServiceError.
  */
 'use strict';
 
@@ -492,6 +508,19 @@ var errors = require('./errors');
 
 var ServiceError = errors.ServiceError;
 var localError = errors.localError;
+
+// Options of a call that the transport sets itself; every other one goes to
+// wx.request as given. The callbacks are the transport's: the caller gets a
+// Promise instead.
+var MANAGED = {
+  url: true,
+  method: true,
+  header: true,
+  data: true,
+  success: true,
+  fail: true,
+  complete: true
+};
 
 /**
  * api: the wx object; credentials: from credentials.js; jar: from cookies.js;
@@ -540,8 +569,12 @@ function createTransport(api, credentials, jar, options) {
     return baseURL + (url.charAt(0) === '/' ? url : '/' + url);
   }
 
-  /** One wx.request; resolves to the reply's data, rejects with a ServiceError. */
-  function send(call) {
+  /**
+   * One wx.request; resolves to the reply's data, rejects with a ServiceError.
+   * track, if given, is called with the RequestTask wx.request returned (null
+   * on base libraries that return none).
+   */
+  function send(call, track) {
     var url = urlFor(call.url);
     if (url === null) {
       return Promise.reject(localError('invalid_url',
@@ -556,11 +589,21 @@ function createTransport(api, credentials, jar, options) {
         }
       }
       var request = {};
+      for (var name in call) {
+        if (Object.prototype.hasOwnProperty.call(call, name) &&
+            !Object.prototype.hasOwnProperty.call(MANAGED, name)) {
+          request[name] = call[name];
+        }
+      }
       request.url = url;
       request.method = String(call.method || 'GET').toUpperCase();
       request.header = headersFor(call.header);
-      request.timeout = timeout;
-      request.dataType = 'json';
+      if (request.timeout === undefined) {
+        request.timeout = timeout;
+      }
+      if (request.dataType === undefined) {
+        request.dataType = 'json';
+      }
       request.success = function (res) {
         jar.store(res);
         var status = res.statusCode;
@@ -593,7 +636,10 @@ function createTransport(api, credentials, jar, options) {
         request.data = call.data;
       }
       try {
-        api.request(request);
+        var task = api.request(request);
+        if (track) {
+          track(task && typeof task === 'object' ? task : null);
+        }
       } catch (e) {
         once(reject, localError('network_error', e && e.message ? e.message : String(e)));
       }
@@ -615,7 +661,8 @@ parts['login'] = function (module, exports, require) {
 /**
  * login.js: logging in and staying logged in. wx.login + POST paths.login,
  * single-flight; request(), which answers a 401 with one shared re-login and
- * one retry; launch() for App.onLaunch; ready() and session.user.
+ * one retry, and hands back the wx.request task in flight with abort();
+ * launch() for App.onLaunch; ready() and session.user.
  */
 'use strict';
 
@@ -697,18 +744,63 @@ function createLogin(api, send, credentials, paths, session) {
 
   function request(call) {
     call = call || {};
+    var task = null;
+    var aborted = false;
+    function track(current) {
+      task = current;
+    }
     var sentWith = credentials.generation();
-    return send(call).then(null, function (err) {
-      if (err.statusCode !== 401) {
+    var attempt = send(call, track).then(null, function (err) {
+      if (err.statusCode !== 401 || aborted) {
         throw err;
       }
       // Credentials changed since this call went out (another call's
       // re-login finished meanwhile): retry with them, no new login.
       var relogin = credentials.generation() !== sentWith ? Promise.resolve() : login();
       return relogin.then(function () {
-        return send(call);
+        if (aborted) {
+          throw err;
+        }
+        return send(call, track);
       });
     });
+
+    var settled = false;
+    var abortNow;
+    var result = new Promise(function (resolve, reject) {
+      abortNow = reject;
+      attempt.then(function (data) {
+        settled = true;
+        resolve(data);
+      }, function (err) {
+        settled = true;
+        reject(err);
+      });
+    });
+    Object.defineProperty(result, 'task', {
+      enumerable: true,
+      get: function () {
+        return task;
+      }
+    });
+    // Aborts the wx.request in flight. During a re-login there is none of
+    // this call's: the login goes on (other calls may be waiting on it) and
+    // this call is simply not retried.
+    result.abort = function () {
+      if (settled || aborted) {
+        return;
+      }
+      aborted = true;
+      abortNow(localError('aborted', 'The request was aborted.'));
+      if (task && typeof task.abort === 'function') {
+        try {
+          task.abort();
+        } catch (e) {
+          // the request is over anyway
+        }
+      }
+    };
+    return result;
   }
 
   function setUser(user) {

@@ -14,20 +14,35 @@
  *                              //   token from the login reply) instead of a Cookie
  *     storageKey: 'wx-session',// prefix of the wx storage keys used:
  *                              //   <storageKey>:cookies and <storageKey>:token
- *     timeout: 10000,          // wx.request timeout, milliseconds
+ *     timeout: 10000,          // wx.request timeout, milliseconds, for calls
+ *                              //   that give none of their own
  *     paths: {                 // each one overridable
  *       login: '/oauth/login', logout: '/oauth/logout', info: '/user/info',
  *       bindInfo: '/user/bindinfo', bindPhone: '/user/bindphone', check: '/oauth/check'
  *     }
  *   })
  *
- * session.request({url, method, data, header})
+ * session.request({url, method, data, header, ...})
  *     A call to the service: url is a path under baseURL (or a full URL that
  *     starts with baseURL; any other URL is refused with 'invalid_url', so
- *     the session never reaches another host). Resolves to the reply's `data` field (the service answers
- *     {"code": 0, "data": ...}); rejects with a ServiceError. On a 401 it logs
- *     in once (shared by every call that got a 401 at the same time) and
- *     retries the call once; a second 401 rejects.
+ *     the session never reaches another host). Resolves to the reply's `data`
+ *     field (the service answers {"code": 0, "data": ...}); rejects with a
+ *     ServiceError. On a 401 it logs in once (shared by every call that got a
+ *     401 at the same time) and retries the call once; a second 401 rejects.
+ *     Every other wx.request option (timeout, dataType, responseType,
+ *     enableHttp2, enableCache, enableChunked...) goes to wx.request as given,
+ *     on the retry too; success/fail/complete are ignored (the promise stands
+ *     for them) and the session's own Cookie or Authorization header wins.
+ *     The reply is still read as the service's JSON.
+ *     The promise it returns has two more members:
+ *       .task     the RequestTask of this call's wx.request in flight (the
+ *                 retry's once it is sent after a re-login); null when
+ *                 wx.request was not called or returned nothing
+ *       .abort()  aborts that wx.request and rejects the promise with a
+ *                 ServiceError 'aborted' (statusCode 0); nothing once the
+ *                 promise has settled. During a re-login the shared login
+ *                 goes on and the call is not retried.
+ *     Promises made from it with .then() have neither.
  * session.login()
  *     wx.login, then POST paths.login {code, type: 'wxapp'}; keeps the cookie
  *     and the token. Resolves to {token, expiresIn}. Single-flight: callers
@@ -74,8 +89,8 @@
  *     'network_error' (wx.request failed: offline, timeout, DNS...),
  *     'wx_login_failed' (wx.login gave no code), 'invalid_detail' (a bind was
  *     given no encryptedData / code, e.g. the user refused), 'invalid_url'
- *     (a URL outside baseURL) and 'bad_response' (a reply that is not the
- *     service's JSON).
+ *     (a URL outside baseURL), 'aborted' (request().abort() was called) and
+ *     'bad_response' (a reply that is not the service's JSON).
  *
  * Cookies: mini programs have no cookie jar, so this keeps one in wx storage.
  * It reads Set-Cookie from every reply (any header-name case; one string,

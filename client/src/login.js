@@ -1,7 +1,8 @@
 /**
  * login.js: logging in and staying logged in. wx.login + POST paths.login,
  * single-flight; request(), which answers a 401 with one shared re-login and
- * one retry; launch() for App.onLaunch; ready() and session.user.
+ * one retry, and hands back the wx.request task in flight with abort();
+ * launch() for App.onLaunch; ready() and session.user.
  */
 'use strict';
 
@@ -83,18 +84,63 @@ function createLogin(api, send, credentials, paths, session) {
 
   function request(call) {
     call = call || {};
+    var task = null;
+    var aborted = false;
+    function track(current) {
+      task = current;
+    }
     var sentWith = credentials.generation();
-    return send(call).then(null, function (err) {
-      if (err.statusCode !== 401) {
+    var attempt = send(call, track).then(null, function (err) {
+      if (err.statusCode !== 401 || aborted) {
         throw err;
       }
       // Credentials changed since this call went out (another call's
       // re-login finished meanwhile): retry with them, no new login.
       var relogin = credentials.generation() !== sentWith ? Promise.resolve() : login();
       return relogin.then(function () {
-        return send(call);
+        if (aborted) {
+          throw err;
+        }
+        return send(call, track);
       });
     });
+
+    var settled = false;
+    var abortNow;
+    var result = new Promise(function (resolve, reject) {
+      abortNow = reject;
+      attempt.then(function (data) {
+        settled = true;
+        resolve(data);
+      }, function (err) {
+        settled = true;
+        reject(err);
+      });
+    });
+    Object.defineProperty(result, 'task', {
+      enumerable: true,
+      get: function () {
+        return task;
+      }
+    });
+    // Aborts the wx.request in flight. During a re-login there is none of
+    // this call's: the login goes on (other calls may be waiting on it) and
+    // this call is simply not retried.
+    result.abort = function () {
+      if (settled || aborted) {
+        return;
+      }
+      aborted = true;
+      abortNow(localError('aborted', 'The request was aborted.'));
+      if (task && typeof task.abort === 'function') {
+        try {
+          task.abort();
+        } catch (e) {
+          // the request is over anyway
+        }
+      }
+    };
+    return result;
   }
 
   function setUser(user) {

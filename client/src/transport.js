@@ -1,8 +1,9 @@
 /**
  * transport.js: one call to the service through wx.request. Builds the URL
  * (only under baseURL) and the headers (the caller's, plus the Cookie or
- * Authorization the session manages), keeps the reply's cookies, and turns
- * the reply into its `data` or a ServiceError.
+ * Authorization the session manages), passes every other wx.request option
+ * through, keeps the reply's cookies, and turns the reply into its `data` or
+ * a ServiceError.
  */
 'use strict';
 
@@ -10,6 +11,19 @@ var errors = require('./errors');
 
 var ServiceError = errors.ServiceError;
 var localError = errors.localError;
+
+// Options of a call that the transport sets itself; every other one goes to
+// wx.request as given. The callbacks are the transport's: the caller gets a
+// Promise instead.
+var MANAGED = {
+  url: true,
+  method: true,
+  header: true,
+  data: true,
+  success: true,
+  fail: true,
+  complete: true
+};
 
 /**
  * api: the wx object; credentials: from credentials.js; jar: from cookies.js;
@@ -58,8 +72,12 @@ function createTransport(api, credentials, jar, options) {
     return baseURL + (url.charAt(0) === '/' ? url : '/' + url);
   }
 
-  /** One wx.request; resolves to the reply's data, rejects with a ServiceError. */
-  function send(call) {
+  /**
+   * One wx.request; resolves to the reply's data, rejects with a ServiceError.
+   * track, if given, is called with the RequestTask wx.request returned (null
+   * on base libraries that return none).
+   */
+  function send(call, track) {
     var url = urlFor(call.url);
     if (url === null) {
       return Promise.reject(localError('invalid_url',
@@ -74,11 +92,21 @@ function createTransport(api, credentials, jar, options) {
         }
       }
       var request = {};
+      for (var name in call) {
+        if (Object.prototype.hasOwnProperty.call(call, name) &&
+            !Object.prototype.hasOwnProperty.call(MANAGED, name)) {
+          request[name] = call[name];
+        }
+      }
       request.url = url;
       request.method = String(call.method || 'GET').toUpperCase();
       request.header = headersFor(call.header);
-      request.timeout = timeout;
-      request.dataType = 'json';
+      if (request.timeout === undefined) {
+        request.timeout = timeout;
+      }
+      if (request.dataType === undefined) {
+        request.dataType = 'json';
+      }
       request.success = function (res) {
         jar.store(res);
         var status = res.statusCode;
@@ -111,7 +139,10 @@ function createTransport(api, credentials, jar, options) {
         request.data = call.data;
       }
       try {
-        api.request(request);
+        var task = api.request(request);
+        if (track) {
+          track(task && typeof task === 'object' ? task : null);
+        }
       } catch (e) {
         once(reject, localError('network_error', e && e.message ? e.message : String(e)));
       }
