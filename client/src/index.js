@@ -101,8 +101,8 @@
 
 /*
  * index.js: createSession. Reads the options, assembles the parts, and
- * hangs the public methods on the session object. The comment above is the
- * API; the build puts it at the top of wx-session.js.
+ * hangs the public methods on the session object. The API is the comment
+ * that opens src/index.js; the build moves it to the top of wx-session.js.
  */
 'use strict';
 
