@@ -5,7 +5,13 @@
 // records every request so tests can count logins and read the headers sent.
 //
 //   const wx = createWx(stack, { cookieMode: 'joined' });
-//   wx.requests        [{method, url, path, header, data, statusCode, setCookie}]
+//   wx.requests        [{method, url, path, header, data, statusCode, setCookie,
+//                        options, task, aborted, delivered}]: options is what
+//                      wx.request was given; task what it returned (a RequestTask
+//                      with abort(): as in WeChat, an aborted request calls fail
+//                      with errMsg 'request:fail abort', never success);
+//                      delivered a Promise of 'success' or 'fail', settled once
+//                      the callbacks have run
 //   wx.loginCalls      how many times wx.login was called
 //   wx.codes           the codes wx.login handed out
 //   wx.openid          this device's WeChat user (after the first wx.login)
@@ -95,6 +101,18 @@ function createWx(stack, options = {}) {
           body = typeof opts.data === 'string' ? opts.data : JSON.stringify(opts.data);
         }
       }
+      const controller = new AbortController();
+      let aborted = false;
+      let finished = false;
+      const task = {
+        abort() {
+          if (finished || aborted) return; // a request that is over stays as it was
+          aborted = true;
+          record.aborted = true;
+          controller.abort();
+        },
+      };
+      let delivered;
       const record = {
         method,
         url,
@@ -103,10 +121,15 @@ function createWx(stack, options = {}) {
         data: copy(opts.data),
         statusCode: null,
         setCookie: null,
+        options: Object.assign({}, opts),
+        task,
+        aborted: false,
+        delivered: new Promise((resolve) => { delivered = resolve; }),
       };
       wx.requests.push(record);
-      const init = { method, headers: header, body };
-      if (opts.timeout) init.signal = AbortSignal.timeout(opts.timeout);
+      const signals = [controller.signal];
+      if (opts.timeout) signals.push(AbortSignal.timeout(opts.timeout));
+      const init = { method, headers: header, body, signal: AbortSignal.any(signals) };
 
       (async () => {
         const response = await fetch(url, init);
@@ -136,21 +159,33 @@ function createWx(stack, options = {}) {
         if (cookieMode === 'cookies') res.cookies = setCookies.slice();
         record.statusCode = response.status;
         if (wx.afterResponse) await wx.afterResponse(record, res);
+        if (aborted) throw new Error('aborted after the reply came');
         return res;
       })().then(
         (res) => {
-          if (opts.success) opts.success(res);
-          if (opts.complete) opts.complete(res);
+          finished = true;
+          try {
+            if (opts.success) opts.success(res);
+            if (opts.complete) opts.complete(res);
+          } finally {
+            delivered('success');
+          }
         },
         (error) => {
+          finished = true;
           const cause = error && error.cause ? error.cause.code || error.cause.message : '';
-          const res = { errMsg: `request:fail ${error.name === 'TimeoutError' ? 'timeout' : error.message} ${cause}`.trim() };
+          const why = `${error.name === 'TimeoutError' ? 'timeout' : error.message} ${cause}`.trim();
+          const res = { errMsg: `request:fail ${aborted ? 'abort' : why}` };
           record.statusCode = 0;
-          if (opts.fail) opts.fail(res);
-          if (opts.complete) opts.complete(res);
+          try {
+            if (opts.fail) opts.fail(res);
+            if (opts.complete) opts.complete(res);
+          } finally {
+            delivered('fail');
+          }
         },
       );
-      return { abort() {} };
+      return task;
     },
 
     // -- wx.login ------------------------------------------------------------
