@@ -15,8 +15,11 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 	@if command -v node >/dev/null 2>&1; then \
-		echo "node --test --test-reporter=spec client/test/*.test.js"; \
+		set -e; set -x; \
+		node client/build.js --check; \
 		PYTHON=$(CURDIR)/$(BIN)/python node --test --test-reporter=spec client/test/*.test.js; \
+		npm --prefix client ci --no-audit --no-fund --loglevel=error; \
+		client/node_modules/.bin/tsc -p client/test/types; \
 	else \
 		echo "node not found: skipped the JavaScript client tests (client/test)"; \
 	fi
@@ -35,4 +38,4 @@ $(STAMP): requirements.txt requirements-dev.txt
 	touch $(STAMP)
 
 clean:
-	rm -rf $(VENV) instance .pytest_cache
+	rm -rf $(VENV) instance .pytest_cache client/node_modules
