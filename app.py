@@ -18,7 +18,7 @@ from limits.storage import storage_from_string
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import config as settings
-from blueprints import GRAPH, auth, commands, errors, health, oauth, user
+from blueprints import GRAPH, avatars, commands, errors, health, oauth, push, user
 from blueprints.extensions import db, limiter, migrate
 from blueprints.session import MiniProgramSessionInterface
 from infra import database, embedded, logs
@@ -27,6 +27,8 @@ from services.graph import build_graph
 from services.stores.redis import Keys
 
 MAX_BODY_BYTES = 64 * 1024
+# Settings no log line may show (infra/logs.py scrubs them).
+SECRETS = ("WECHAT_SECRET", "WECHAT_PUSH_TOKEN", "WECHAT_PUSH_AES_KEY", "SECRET_KEY")
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -35,7 +37,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(values)
     settings.validate(app.config)
     settings.validate_connections(app.config)
-    logs.configure(app.config["LOG_LEVEL"], [app.config["WECHAT_SECRET"]])
+    logs.configure(app.config["LOG_LEVEL"], [app.config[name] for name in SECRETS])
     if app.config["DEV_MODE"]:
         app.logger.warning(
             "WECHAT_APPID is not set: development mode against the WeChat emulator at %s",
@@ -49,9 +51,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     graph = build_graph(app.config, connect(app.config["REDIS_URL"]), engine, limits)
     app.extensions[GRAPH] = graph
     app.session_interface = MiniProgramSessionInterface(app, graph.sessions)
-    app.before_request(auth.load_user)
     app.after_request(no_store)
-    for blueprint in (errors.bp, health.bp, oauth.bp, user.bp):
+    for blueprint in (errors.bp, health.bp, oauth.bp, user.bp, avatars.bp, push.bp):
         app.register_blueprint(blueprint)
     commands.init_app(app)
     return app
@@ -73,8 +74,9 @@ def configure_flask(app: Flask) -> None:
         # Redis down: let the request through; the login itself then answers 503.
         RATELIMIT_SWALLOW_ERRORS=True,
     )
-    if app.config["TRUSTED_PROXIES"]:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["TRUSTED_PROXIES"])
+    if proxies := app.config["TRUSTED_PROXIES"]:
+        # The client's address for the rate limits, the scheme for avatar URLs.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
     app.json.ensure_ascii = False  # nicknames stay readable UTF-8
     app.json.sort_keys = False  # the profile keeps WeChat's field order
 

@@ -8,6 +8,7 @@ environment into a plain dict that `create_app()` puts into `app.config`;
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,6 +27,10 @@ DEV_API_BASE = "http://127.0.0.1:5100"
 # Read by gunicorn.conf.py rather than load().
 GUNICORN_VARIABLES = ("PORT", "HOST", "WEB_CONCURRENCY", "GUNICORN_THREADS")
 DEV_SECRET_KEY = "dev-only-secret-key-do-not-use-in-production"
+# The push Token `make run` configures in the emulator; real ones come from
+# the mini program's console (开发管理 → 消息推送).
+DEV_PUSH_TOKEN = "devpushtoken"
+REVIEW_POLICIES = ("reject", "accept")
 
 
 T = TypeVar("T", int, float)
@@ -113,6 +118,19 @@ def load(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "LOGIN_RATE_LIMIT_OPENID": (env.get("LOGIN_RATE_LIMIT_OPENID", "").strip() or "60/minute"),
         # How many proxies in front of the service append to X-Forwarded-For.
         "TRUSTED_PROXIES": _int(env, "TRUSTED_PROXIES", 0),
+        # WeChat's message push: the Token and EncodingAESKey of the console.
+        "WECHAT_PUSH_TOKEN": env.get("WECHAT_PUSH_TOKEN", "").strip()
+        or (DEV_PUSH_TOKEN if dev_mode else ""),
+        "WECHAT_PUSH_AES_KEY": env.get("WECHAT_PUSH_AES_KEY", "").strip(),
+        "PUSH_MAX_AGE": _int(env, "PUSH_MAX_AGE", 300),
+        # What a "review" verdict of WeChat's content security means here.
+        "PROFILE_REVIEW_POLICY": env.get("PROFILE_REVIEW_POLICY", "").strip().lower() or "reject",
+        "AVATAR_BASE_URL": env.get("AVATAR_BASE_URL", "").strip().rstrip("/"),
+        "AVATAR_MAX_BYTES": _int(env, "AVATAR_MAX_BYTES", 5 * 1024 * 1024),
+        "AVATAR_MAX_PIXELS": _int(env, "AVATAR_MAX_PIXELS", 25_000_000),
+        "AVATAR_SIZE": _int(env, "AVATAR_SIZE", 640),
+        # WeChat promises a media verdict within 30 minutes.
+        "AVATAR_REVIEW_TIMEOUT": _int(env, "AVATAR_REVIEW_TIMEOUT", 3600),
         "LOG_LEVEL": env.get("LOG_LEVEL", "").strip().upper() or "INFO",
     }
 
@@ -140,6 +158,26 @@ def validate_connections(config: Mapping[str, Any]) -> None:
         )
 
 
+def validate_profile(config: Mapping[str, Any]) -> None:
+    if config["PROFILE_REVIEW_POLICY"] not in REVIEW_POLICIES:
+        raise ConfigError(f"PROFILE_REVIEW_POLICY must be one of {', '.join(REVIEW_POLICIES)}")
+    token, aes_key = config["WECHAT_PUSH_TOKEN"], config["WECHAT_PUSH_AES_KEY"]
+    if token and not re.fullmatch(r"[A-Za-z0-9]{3,32}", token):
+        raise ConfigError("WECHAT_PUSH_TOKEN must be 3 to 32 letters or digits, as WeChat's is")
+    if aes_key and not re.fullmatch(r"[A-Za-z0-9]{43}", aes_key):
+        raise ConfigError("WECHAT_PUSH_AES_KEY must be the 43-character EncodingAESKey")
+    if aes_key and not token:
+        raise ConfigError("WECHAT_PUSH_AES_KEY needs WECHAT_PUSH_TOKEN as well")
+    base = config["AVATAR_BASE_URL"]
+    if base and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", base):
+        raise ConfigError("AVATAR_BASE_URL must be an http(s) URL")
+    for name in ("AVATAR_MAX_BYTES", "AVATAR_MAX_PIXELS", "AVATAR_SIZE", "AVATAR_REVIEW_TIMEOUT"):
+        if config[name] < 1:
+            raise ConfigError(f"{name} must be a positive number")
+    if config["PUSH_MAX_AGE"] < 1:
+        raise ConfigError("PUSH_MAX_AGE must be at least 1 second")
+
+
 def validate(config: Mapping[str, Any]) -> None:
     """Stop start-up with a clear message when production settings are missing."""
     if not config["DEV_MODE"]:
@@ -162,6 +200,7 @@ def validate(config: Mapping[str, Any]) -> None:
     for name in ("LOGIN_DEDUP_WINDOW", "TRUSTED_PROXIES"):
         if config[name] < 0:
             raise ConfigError(f"{name} cannot be negative")
+    validate_profile(config)
     if config["LOGIN_CODE_REPLAY_TTL"] < 1:
         raise ConfigError("LOGIN_CODE_REPLAY_TTL must be at least 1 second")
     for name in ("LOGIN_RATE_LIMIT", "LOGIN_RATE_LIMIT_OPENID"):

@@ -1,4 +1,5 @@
-"""The HTTP layer: one blueprint per resource (oauth, user, health), the
+"""The HTTP layer: one blueprint per resource (oauth, user, avatars, push,
+health), the
 errors blueprint that renders every failure as JSON, the session interface,
 the before_request hook that loads the user, and the operator commands.
 
@@ -15,8 +16,11 @@ from flask import current_app, jsonify
 from flask.typing import ResponseReturnValue
 
 from services.graph import ServiceGraph
+from services.usecases.accounts import AccountService
+from services.usecases.avatars import AvatarService
 from services.usecases.login import LoginService
 from services.usecases.profile import ProfileService
+from services.usecases.push import PushService
 from services.usecases.readiness import Readiness
 
 GRAPH = "service_graph"
@@ -32,6 +36,18 @@ def login_service() -> LoginService:
 
 def profile_service() -> ProfileService:
     return graph().profile
+
+
+def avatar_service() -> AvatarService:
+    return graph().avatars
+
+
+def account_service() -> AccountService:
+    return graph().accounts
+
+
+def push_service() -> PushService:
+    return graph().push
 
 
 def readiness() -> Readiness:

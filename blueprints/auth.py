@@ -22,8 +22,10 @@ class CurrentUser:
 
 
 def load_user() -> None:
-    """before_request: the session (already read from the Cookie or
-    Authorization header by blueprints/session.py) becomes g.user, or None."""
+    """before_request of the blueprints whose views need to know the user:
+    the session (from the Cookie or the Authorization header, see
+    blueprints/session.py) becomes g.user, or None."""
+    session.load()
     user_id = session.get("user_id")
     g.user = (
         CurrentUser(id=user_id, profile=session.get("profile") or {}, token=session.token)

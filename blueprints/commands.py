@@ -1,4 +1,4 @@
-"""Operator commands: `flask sessions ...`."""
+"""Operator commands: `flask sessions ...`, `flask users ...`, `flask avatars ...`."""
 
 from __future__ import annotations
 
@@ -8,25 +8,52 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
-from blueprints import login_service
+from blueprints import account_service, avatar_service, login_service
 from services.errors import NotFound
 
 sessions = AppGroup("sessions", help="End users' sessions.")
+users = AppGroup("users", help="Delete users.")
+avatars = AppGroup("avatars", help="Avatars waiting for WeChat's content check.")
+
+
+def read_openid(openid: str) -> str:
+    """OPENID, or with - the first line of stdin (keeps it out of shell history)."""
+    return sys.stdin.readline().strip() if openid == "-" else openid
 
 
 @sessions.command("revoke")
 @click.argument("openid")
 def revoke(openid: str) -> None:
     """End every session of the user with OPENID, at once on every worker and
-    instance. Pass - to read the openid from stdin (keeps it out of shell history)."""
-    if openid == "-":
-        openid = sys.stdin.readline().strip()
+    instance. Pass - to read the openid from stdin."""
     try:
-        user_id, ended = login_service().revoke_user(openid)
+        user_id, ended = login_service().revoke_user(read_openid(openid))
     except NotFound:
         raise click.ClickException("no user has that openid") from None
     click.echo(f"ended {ended} session(s) of user {user_id}")
 
 
+@users.command("delete")
+@click.argument("openid")
+def delete(openid: str) -> None:
+    """Delete the user with OPENID as DELETE /user does: erase the data, end
+    every session, free the openid. Idempotent. Pass - to read it from stdin."""
+    if account_service().delete_by_openid(read_openid(openid), reason="operator"):
+        click.echo("deleted")
+    else:
+        click.echo("no user has that openid (nothing to delete)")
+
+
+@avatars.command("expire")
+def expire() -> None:
+    """Count uploads whose verdict is overdue (AVATAR_REVIEW_TIMEOUT) as refused.
+    Uploads do this too; run it from a scheduler if uploads are rare."""
+    total = 0
+    while count := avatar_service().expire_reviews():
+        total += count
+    click.echo(f"expired {total} pending avatar(s)")
+
+
 def init_app(app: Flask) -> None:
-    app.cli.add_command(sessions)
+    for group in (sessions, users, avatars):
+        app.cli.add_command(group)

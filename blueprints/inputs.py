@@ -9,9 +9,11 @@ from typing import Any
 
 from flask import request
 
-from services.errors import InvalidBody, InvalidField
+from services.errors import InvalidBody, InvalidField, PayloadTooLarge
 
 FORM_TYPES = {"application/x-www-form-urlencoded", "multipart/form-data"}
+# Room for a multipart body's boundaries, part headers and wx.uploadFile's formData.
+MULTIPART_OVERHEAD = 64 * 1024
 
 
 def body_fields() -> dict[str, Any]:
@@ -64,3 +66,18 @@ def flag_field(fields: dict[str, Any], name: str) -> bool:
     if isinstance(value, str) and value.lower() in {"true", "1", "false", "0", ""}:
         return value.lower() in {"true", "1"}
     raise InvalidField(f"{name} must be true or false.")
+
+
+def uploaded_file(name: str, limit: int) -> bytes:
+    """The bytes of a file field of a multipart body (what wx.uploadFile
+    sends), refused past `limit` bytes."""
+    request.max_content_length = limit + MULTIPART_OVERHEAD  # instead of the 64 KB default
+    if request.mimetype != "multipart/form-data":
+        raise InvalidBody(f"Upload the file as multipart/form-data in the field {name!r}.")
+    upload = request.files.get(name)
+    if upload is None:
+        raise InvalidField(f"{name} is required: the file, as wx.uploadFile sends it.")
+    data = upload.read(limit + 1)
+    if len(data) > limit:
+        raise PayloadTooLarge(f"The file is larger than {limit} bytes.")
+    return data

@@ -8,13 +8,14 @@ from flask import Blueprint, current_app, g
 from flask.typing import ResponseReturnValue
 
 from blueprints import login_service, ok
-from blueprints.auth import login_required
+from blueprints.auth import load_user, login_required
 from blueprints.extensions import limiter
 from blueprints.inputs import body_fields, flag_field, text_field
 from blueprints.session import end_session, start_session
 from services.errors import UnsupportedLoginType
 
 bp = Blueprint("oauth", __name__, url_prefix="/oauth")
+bp.before_request(load_user)
 
 # wx.login codes are short printable tokens; anything else is not worth a call.
 JS_CODE = re.compile(r"[\x21-\x7e]+")

@@ -12,6 +12,7 @@ storage and replays it as a Cookie header, or sends the same token as
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,17 +25,36 @@ from services.stores.sessions import IssuedSession, SessionStore
 
 
 class MiniProgramSession(ServerSideSession):
-    """flask.session: `user_id` and `profile` when a live token was presented."""
+    """flask.session: `user_id` and `profile` once load()ed, when a live
+    token was presented."""
 
     # The store could not be read: views that need a user answer 503, not 401.
     unavailable: bool = False
     # Seconds the cookie lives, set by start_session().
     expires_in: int | None = None
+    _retrieve: Callable[[], dict[str, Any] | None] | None = None
 
     @property
     def token(self) -> str | None:
         """The session's token (Flask-Session calls it sid)."""
         return self.sid
+
+    def load(self) -> None:
+        """Read the session from the store, once; routes that need no user
+        (health, avatars, the push URL) never do, so never wait on Redis."""
+        retrieve, self._retrieve = self._retrieve, None
+        if retrieve is None:
+            return
+        self.accessed = True  # the answer now depends on the token
+        try:
+            data = retrieve()
+        except SessionStoreUnavailable:
+            self.unavailable = True
+            return
+        if data:
+            dict.update(self, data)  # what was stored is not a change
+        else:
+            self.sid = None
 
 
 class MiniProgramSessionInterface(ServerSideSessionInterface):
@@ -46,25 +66,22 @@ class MiniProgramSessionInterface(ServerSideSessionInterface):
         super().__init__(app, key_prefix="", permanent=True)
         self.store = store
 
-    # Overridden because the token may come as a Bearer header, and an
-    # anonymous request must not be handed a new id.
+    # Overridden because the token may come as a Bearer header, an anonymous
+    # request must not be handed a new id, and the store is read lazily.
     def open_session(self, app: Flask, request: Request) -> MiniProgramSession:
+        opened = self.session_class()
         token = bearer_token(request) or request.cookies.get(self.get_cookie_name(app))
-        if not token:
-            return self.session_class()
-        try:
-            data = self._retrieve_session_data(token)
-        except SessionStoreUnavailable:
-            opened = self.session_class()
-            opened.unavailable = True
-            return opened
-        return self.session_class(data, sid=token) if data else self.session_class()
+        if token:
+            opened.sid = token
+            opened._retrieve = lambda: self._retrieve_session_data(token)
+        return opened
 
     # Overridden for Max-Age (phone clocks drift, Expires alone is unreliable)
     # and so deletion carries the same attributes as setting (SameSite=None
     # needs Secure for a browser to accept either).
     def save_session(self, app: Flask, session: MiniProgramSession, response: Response) -> None:
-        response.vary.update(("Cookie", "Authorization"))
+        if session.accessed or session.modified:
+            response.vary.update(("Cookie", "Authorization"))
         if not session.modified:
             return
         name, attributes = self.get_cookie_name(app), self.cookie_attributes(app)

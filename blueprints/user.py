@@ -1,17 +1,19 @@
-"""/user: the logged-in user's profile, and binding it from WeChat's data."""
+"""/user: the logged-in user's profile (bound from WeChat's data, or filled
+in on a profile page), the avatar upload, and deleting the account."""
 
 from __future__ import annotations
 
 import re
 
-from flask import Blueprint, g
+from flask import Blueprint, current_app, g, request, session
 from flask.typing import ResponseReturnValue
 
-from blueprints import ok, profile_service
-from blueprints.auth import login_required
-from blueprints.inputs import body_fields, text_field
+from blueprints import account_service, avatar_service, ok, profile_service
+from blueprints.auth import load_user, login_required
+from blueprints.inputs import body_fields, text_field, uploaded_file
 
 bp = Blueprint("user", __name__, url_prefix="/user")
+bp.before_request(load_user)
 
 PHONE_CODE = re.compile(r"[\x21-\x7e]+")
 
@@ -20,6 +22,39 @@ PHONE_CODE = re.compile(r"[\x21-\x7e]+")
 @login_required
 def info() -> ResponseReturnValue:
     return ok(g.user.profile)
+
+
+@bp.put("/profile")
+@login_required
+def profile() -> ResponseReturnValue:
+    """What a profile page sends: nickName (from <input type="nickname">),
+    gender, city, province, country. Texts pass WeChat's content security
+    before anything is stored."""
+    return ok(profile_service().update_profile(g.user.id, body_fields()))
+
+
+@bp.post("/avatar")
+@login_required
+def avatar() -> ResponseReturnValue:
+    """The file <button open-type="chooseAvatar"> chose, as wx.uploadFile sends
+    it; it becomes avatarUrl once WeChat's content security approves it."""
+    upload = uploaded_file("file", current_app.config["AVATAR_MAX_BYTES"])
+    result = avatar_service().upload(g.user.id, upload, avatar_base_url())
+    return ok(result, 202 if result["pendingAvatarUrl"] else 200)
+
+
+@bp.delete("")
+@login_required
+def delete() -> ResponseReturnValue:
+    """Erase the account and end all its sessions; a later login starts afresh."""
+    account_service().delete(g.user.id, reason="user")
+    session.clear()  # its sessions are gone already: this deletes the cookie
+    return ok({"deleted": True})
+
+
+def avatar_base_url() -> str:
+    """Where avatars are served from: AVATAR_BASE_URL (a CDN, say), else this service."""
+    return current_app.config["AVATAR_BASE_URL"] or request.host_url.rstrip("/")
 
 
 @bp.post("/bindinfo")

@@ -93,6 +93,14 @@ class Unauthorized(ServiceError):
     )
 
 
+class AccountDeleted(ServiceError):
+    status, slug, code = 409, "account_deleted", 2003
+    message = (
+        "The account was deleted while this login ran: POST the same code to /oauth/login "
+        "again to log in to a fresh account."
+    )
+
+
 class SessionKeyStale(ServiceError):
     status, slug, code = 409, "session_key_stale", 2002
     message = (
@@ -212,6 +220,76 @@ class WeChatTokenRejected(ServiceError):
 class WeChatError(ServiceError):
     status, slug, code = 502, "wechat_error", 3106
     message = "WeChat gave an answer this service does not understand."
+
+
+# -- the profile page: content security and avatars -----------------------------
+
+
+class ContentRisky(ServiceError):
+    status, slug, code = 422, "content_risky", 6001
+    message = "WeChat's content security rates this text as risky; it was not saved."
+
+
+class ContentNeedsReview(ServiceError):
+    status, slug, code = 422, "content_needs_review", 6002
+    message = (
+        "WeChat's content security wants this text reviewed by a person; it was not saved "
+        "(PROFILE_REVIEW_POLICY=reject)."
+    )
+
+
+class WeChatVisitExpired(ServiceError):
+    status, slug, code = 409, "wechat_visit_expired", 6003
+    message = (
+        "WeChat checks content only for users who opened the mini program in the last two "
+        "hours: call wx.login, POST the code to /oauth/login, then retry."
+    )
+
+
+class AvatarNotAnImage(ServiceError):
+    status, slug, code = 415, "avatar_not_an_image", 6004
+    message = "The file is not a JPEG, PNG, WebP or GIF image."
+
+
+class AvatarUnreadable(ServiceError):
+    status, slug, code = 422, "avatar_unreadable", 6005
+    message = "The image is damaged or truncated and cannot be decoded."
+
+
+class AvatarTooLarge(ServiceError):
+    status, slug, code = 422, "avatar_too_large", 6006
+    message = "The image has more pixels than AVATAR_MAX_PIXELS allows."
+
+
+class PushNotConfigured(ServiceError):
+    status, slug, code = 503, "push_not_configured", 6007
+    message = (
+        "WeChat's message push is not configured (WECHAT_PUSH_TOKEN), so avatars cannot "
+        "be checked and pushes cannot be verified."
+    )
+
+
+# -- WeChat's message push ---------------------------------------------------------
+
+
+class PushSignatureInvalid(ServiceError):
+    status, slug, code = 403, "push_signature_invalid", 7001
+    message = "The push's signature does not match the configured Token."
+
+
+class PushExpired(ServiceError):
+    status, slug, code = 403, "push_expired", 7002
+    message = "The push's timestamp is too far from now (PUSH_MAX_AGE)."
+
+
+class PushReplayed(ServiceError):
+    status, slug, code = 409, "push_replayed", 7003
+    message = "This push (timestamp, nonce and signature) was already received."
+
+
+class PushMalformed(ServiceError):
+    status, slug, code = 400, "push_malformed", 7004
+    message = "The push's body cannot be read: not JSON or XML, or not decryptable."
 
 
 # -- infrastructure ------------------------------------------------------------

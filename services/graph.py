@@ -14,14 +14,19 @@ from sqlalchemy import Engine
 from services.crypto.opendata import OpenDataCipher
 from services.crypto.sealing import Sealer
 from services.stores.access_token import AccessTokenStore
+from services.stores.avatars import SqlAvatarStorage
 from services.stores.login_codes import LoginCodeLedger
+from services.stores.push_guard import PushGuard
 from services.stores.rate_limits import OpenidRateLimit
 from services.stores.redis import Keys
 from services.stores.session_keys import SessionKeyRing
 from services.stores.sessions import SessionStore
 from services.stores.users import UserStore
+from services.usecases.accounts import AccountService
+from services.usecases.avatars import AvatarService, AvatarSettings
 from services.usecases.login import LoginService
 from services.usecases.profile import ProfileService
+from services.usecases.push import PushService
 from services.usecases.readiness import Readiness
 from services.wechat import WeChatClient, http_session
 
@@ -30,6 +35,9 @@ from services.wechat import WeChatClient, http_session
 class ServiceGraph:
     login: LoginService
     profile: ProfileService
+    avatars: AvatarService
+    accounts: AccountService
+    push: PushService
     readiness: Readiness
     # The session interface reads sessions straight from the store.
     sessions: SessionStore
@@ -90,10 +98,41 @@ def build_graph(
         cipher=OpenDataCipher(config["WECHAT_APPID"], max_age=config["WECHAT_WATERMARK_MAX_AGE"]),
         wechat=wechat,
         access_token=access_token,
+        review_policy=config["PROFILE_REVIEW_POLICY"],
+    )
+    push_guard = PushGuard(client, keys=keys, window=2 * config["PUSH_MAX_AGE"])
+    avatars = AvatarService(
+        users=users,
+        sessions=sessions,
+        storage=SqlAvatarStorage(engine),
+        wechat=wechat,
+        access_token=access_token,
+        push_guard=push_guard,
+        settings=AvatarSettings(
+            max_pixels=config["AVATAR_MAX_PIXELS"],
+            size=config["AVATAR_SIZE"],
+            review_timeout=config["AVATAR_REVIEW_TIMEOUT"],
+            review_policy=config["PROFILE_REVIEW_POLICY"],
+        ),
+    )
+    accounts = AccountService(
+        users=users, sessions=sessions, session_keys=session_keys, avatars=avatars
+    )
+    push = PushService(
+        appid=config["WECHAT_APPID"],
+        token=config["WECHAT_PUSH_TOKEN"],
+        aes_key=config["WECHAT_PUSH_AES_KEY"],
+        max_age=config["PUSH_MAX_AGE"],
+        guard=push_guard,
+        avatars=avatars,
+        accounts=accounts,
     )
     return ServiceGraph(
         login=login,
         profile=profile,
+        avatars=avatars,
+        accounts=accounts,
+        push=push,
         readiness=Readiness(client, engine),
         sessions=sessions,
     )

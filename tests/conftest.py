@@ -24,13 +24,14 @@ import pytest
 import redis
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import create_engine, text
+from sqlalchemy import MetaData, create_engine
 
 import config as settings
 from app import create_app
 from blueprints.extensions import db
 from dev.stack import start_emulator
 from infra import embedded
+from services.stores.models import Base
 from support.apps import base_config, migrate_database
 from support.constants import APPID, SECRET
 from support.watch import SecretWatch, WatchedClient, WatchedControl
@@ -144,9 +145,17 @@ def database_url(
 def drop_schema(url: str) -> None:
     """Start from nothing: the migration history alone must build the schema."""
     engine = create_engine(url)
+    existing = MetaData()
+    existing.reflect(engine)
+    existing.drop_all(engine)
+    engine.dispose()
+
+
+def empty_tables(url: str) -> None:
+    engine = create_engine(url)
     with engine.begin() as conn:
-        for table in ("users", "alembic_version"):
-            conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
+        for table in reversed(Base.metadata.sorted_tables):
+            conn.execute(table.delete())
     engine.dispose()
 
 
@@ -176,10 +185,7 @@ def app(
         db.session.remove()
         db.engine.dispose()
     # Clean the test database itself, whatever database the app was pointed at.
-    engine = create_engine(database_url)
-    with engine.begin() as conn:
-        conn.execute(text("DELETE FROM users"))
-    engine.dispose()
+    empty_tables(database_url)
 
 
 @pytest.fixture

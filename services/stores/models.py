@@ -1,11 +1,19 @@
-"""The users table. The schema is made by the Alembic history in migrations/."""
+"""The tables. The schema is made by the Alembic history in migrations/."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Integer, SmallInteger, String, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Integer,
+    LargeBinary,
+    SmallInteger,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -16,6 +24,13 @@ WeChatId = String(64).with_variant(
 )
 # SQLite only autoincrements INTEGER PRIMARY KEY.
 UserId = BigInteger().with_variant(Integer(), "sqlite")
+# Content hashes and WeChat's trace ids: ASCII, compared byte for byte.
+AsciiId = String(64).with_variant(
+    mysql.VARCHAR(64, charset="ascii", collation="ascii_bin"), "mysql", "mariadb"
+)
+# MySQL's BLOB stops at 64 KB.
+Blob = LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
+MYSQL_TABLE = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}
 
 # Profile fields in the order /user/info shows them: (column, WeChat's name).
 PROFILE_FIELDS: tuple[tuple[str, str], ...] = (
@@ -44,10 +59,14 @@ class User(Base):
     __tablename__ = "users"
     __table_args__ = (
         UniqueConstraint("openid", name="uq_users_openid"),
+        UniqueConstraint("avatar_trace_id", name="uq_users_avatar_trace_id"),
         {
             "mysql_engine": "InnoDB",
             "mysql_charset": "utf8mb4",
             "mysql_collate": "utf8mb4_unicode_ci",
+            # A deleted user's id is never handed to anyone else (Redis keys
+            # and sessions name users by id); SQLite would reuse the largest.
+            "sqlite_autoincrement": True,
         },
     )
 
@@ -64,6 +83,13 @@ class User(Base):
     phone_number: Mapped[str | None] = mapped_column(String(32))
     pure_phone_number: Mapped[str | None] = mapped_column(String(32))
     country_code: Mapped[str | None] = mapped_column(String(8))
+    # The avatar this service stores (avatar_url is then its public URL), and
+    # an uploaded one still waiting for WeChat's content check.
+    avatar_hash: Mapped[str | None] = mapped_column(AsciiId)
+    pending_avatar_hash: Mapped[str | None] = mapped_column(AsciiId)
+    pending_avatar_url: Mapped[str | None] = mapped_column(String(1024))
+    avatar_trace_id: Mapped[str | None] = mapped_column(AsciiId)
+    avatar_submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Bumped by every profile change; sessions cache the profile by this version.
     profile_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -72,4 +98,33 @@ class User(Base):
     )
 
     def profile(self) -> dict[str, Any]:
-        return {name: getattr(self, column) for column, name in PROFILE_FIELDS}
+        profile = {name: getattr(self, column) for column, name in PROFILE_FIELDS}
+        profile["avatarReview"] = "pending" if self.pending_avatar_hash else None
+        return profile
+
+
+class Avatar(Base):
+    """An avatar image as this service serves it: re-encoded JPEG, keyed by the
+    SHA-256 of its bytes. Shared by users who uploaded the same picture."""
+
+    __tablename__ = "avatars"
+    __table_args__ = (MYSQL_TABLE,)
+
+    hash: Mapped[str] = mapped_column(AsciiId, primary_key=True)
+    data: Mapped[bytes] = mapped_column(Blob)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Deletion(Base):
+    """What is kept of a deleted account: that it existed and when it went,
+    nothing personal (README "Deleting an account")."""
+
+    __tablename__ = "deletions"
+    __table_args__ = (MYSQL_TABLE,)
+
+    id: Mapped[int] = mapped_column(UserId, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(String(32))
+    deleted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -44,6 +44,12 @@ class Keys:
     def user_session_keys(self, user_id: int) -> str:
         return f"{self.prefix}user:{user_id}:session_keys"
 
+    def user_deleted(self, user_id: int) -> str:
+        return f"{self.prefix}user:{user_id}:deleted"
+
+    def push(self, kind: str, digest: str) -> str:
+        return f"{self.prefix}push:{kind}:{digest}"
+
     def login_code(self, digest: str) -> str:
         return f"{self.prefix}code:{digest}"
 

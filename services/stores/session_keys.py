@@ -67,6 +67,10 @@ class SessionKeyRing:
                 found.append(RecentKey(session_key=session_key, age=max(0.0, now - seen_at)))
         return found
 
+    def forget(self, user_id: int) -> None:
+        with guard():
+            self.redis.delete(self.keys.user_session_keys(user_id))
+
     def newest(self, user_id: int) -> str | None:
         recent = self.recent(user_id)
         return recent[0].session_key if recent else None

@@ -21,8 +21,12 @@ from typing import Any
 
 import redis
 
+from services import errors
 from services.stores.redis import Keys, guard, load_script
 
+# Long enough for any login that read a user row before its deletion to
+# reach the issue script (gunicorn's request timeout is 30 s).
+DELETION_MARK_TTL = 300
 # secrets.token_urlsafe(32): 256 random bits in 43 URL-safe characters, with no
 # '=' or '&' that mini program cookie interceptors would mangle.
 TOKEN_BYTES = 32
@@ -86,11 +90,12 @@ class SessionStore:
         """A fresh session, or within the de-duplication window the user's
         newest one (so parallel logins of one user share a token)."""
         with guard():
-            token, reused, *_ = self._issue(
+            token, *rest = self._issue(
                 keys=[
                     self.keys.user_sessions(user_id),
                     self.keys.user_login(user_id),
                     self.keys.user_profile(user_id),
+                    self.keys.user_deleted(user_id),
                 ],
                 args=[
                     self.keys.session_prefix(),
@@ -104,7 +109,11 @@ class SessionStore:
                     _dump(profile),
                 ],
             )
-        return IssuedSession(token=token, user_id=user_id, expires_in=self.ttl, reused=bool(reused))
+        if token is None:
+            raise errors.AccountDeleted()
+        return IssuedSession(
+            token=token, user_id=user_id, expires_in=self.ttl, reused=bool(rest[0])
+        )
 
     def load(self, token: str) -> SessionRecord | None:
         """One round trip, two commands; the expiry slides at most once per
@@ -162,11 +171,25 @@ class SessionStore:
 
     def revoke_user(self, user_id: int) -> int:
         """End every session of the user; how many were live."""
+        return self._end_user(user_id, mark_ttl=0)
+
+    def forget_user(self, user_id: int) -> int:
+        """For a user being deleted: end every session, drop the profile
+        snapshot, and refuse the user new sessions for a while (a login that
+        read the row before it went). How many sessions were live."""
+        return self._end_user(user_id, mark_ttl=DELETION_MARK_TTL)
+
+    def _end_user(self, user_id: int, mark_ttl: int) -> int:
         with guard():
             return int(
                 self._revoke_user(
-                    keys=[self.keys.user_sessions(user_id), self.keys.user_login(user_id)],
-                    args=[self.keys.session_prefix()],
+                    keys=[
+                        self.keys.user_sessions(user_id),
+                        self.keys.user_login(user_id),
+                        self.keys.user_profile(user_id),
+                        self.keys.user_deleted(user_id),
+                    ],
+                    args=[self.keys.session_prefix(), mark_ttl],
                 )
             )
 

@@ -1,8 +1,10 @@
-"""Binding the user's profile and phone number from what WeChat hands the
-mini program: encryptedData (profile, legacy phone) or a phone number code."""
+"""The user's profile: what the user types on a profile page (checked by
+WeChat's content security first), and binding it and the phone number from
+what WeChat hands the mini program (encryptedData or a phone number code)."""
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
@@ -13,6 +15,28 @@ from services.stores.session_keys import SessionKeyRing
 from services.stores.sessions import SessionStore
 from services.stores.users import UserRecord, UserStore
 from services.wechat import WeChatClient
+
+# What a profile page may set with PUT /user/profile, and the longest text
+# (in characters, not bytes) each may hold. The avatar is uploaded instead.
+EDITABLE_TEXT = {"nickName": 32, "city": 64, "province": 64, "country": 64}
+EDITABLE = frozenset({*EDITABLE_TEXT, "gender"})
+# Invisible characters that change how text around them reads: line and
+# paragraph separators, bidirectional overrides and isolates.
+DECEPTIVE = frozenset(
+    {"\u2028", "\u2029", *map(chr, range(0x202A, 0x202F)), *map(chr, range(0x2066, 0x206A))}
+)
+# The labels of WeChat's content security, for messages.
+LABELS = {
+    10001: "advertising",
+    20001: "politics",
+    20002: "pornography",
+    20003: "abuse",
+    20006: "illegal activity",
+    20008: "fraud",
+    20012: "vulgarity",
+    20013: "copyright",
+    21000: "other",
+}
 
 # Since 2022 getUserProfile answers new mini program versions with this
 # placeholder: a grey avatar, "微信用户" and is_demote. It must never replace a
@@ -33,6 +57,51 @@ PROFILE_TEXT = {
     "language": 32,
 }
 PHONE_TEXT = {"phoneNumber": 32, "purePhoneNumber": 32, "countryCode": 8}
+
+
+def profile_edits(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """What a profile page sent, checked: text has a bounded length in
+    characters and no control or deceptive characters (emoji and every other
+    4-byte character are kept); an empty region field clears it."""
+    unknown = sorted(set(fields) - EDITABLE)
+    if "avatarUrl" in unknown:
+        raise errors.InvalidField("avatarUrl cannot be set: upload the image to POST /user/avatar.")
+    if unknown:
+        raise errors.InvalidField(
+            f"{unknown[0]} cannot be set here; editable: {', '.join(sorted(EDITABLE))}."
+        )
+    if not fields:
+        raise errors.InvalidField(f"Send at least one of {', '.join(sorted(EDITABLE))}.")
+    edits: dict[str, Any] = {}
+    for name, value in fields.items():
+        edits[name] = _gender(value) if name == "gender" else _text(name, value)
+    if "nickName" in edits and edits["nickName"] is None:
+        raise errors.InvalidField("nickName must not be empty.")
+    return edits
+
+
+def _text(name: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise errors.InvalidField(f"{name} must be a string.")
+    value = value.strip()
+    limit = EDITABLE_TEXT[name]
+    if len(value) > limit:
+        raise errors.InvalidField(f"{name} is longer than {limit} characters.")
+    for char in value:
+        if unicodedata.category(char) in ("Cc", "Cs", "Co", "Cn") or char in DECEPTIVE:
+            raise errors.InvalidField(f"{name} contains a control or invisible character.")
+    return value or None
+
+
+def _gender(value: Any) -> int:
+    # Form bodies carry "1"; WeChat's own values are 0 (unknown), 1 and 2.
+    if isinstance(value, str) and value.strip() in ("0", "1", "2"):
+        return int(value)
+    if isinstance(value, bool) or value not in (0, 1, 2):
+        raise errors.InvalidField("gender must be 0, 1 or 2.")
+    return value
 
 
 def is_anonymous(payload: Mapping[str, Any]) -> bool:
@@ -104,6 +173,7 @@ class ProfileService:
         cipher: OpenDataCipher,
         wechat: WeChatClient,
         access_token: AccessTokenStore,
+        review_policy: str = "reject",
     ) -> None:
         self.users = users
         self.sessions = sessions
@@ -111,6 +181,38 @@ class ProfileService:
         self.cipher = cipher
         self.wechat = wechat
         self.access_token = access_token
+        self.review_policy = review_policy
+
+    def update_profile(self, user_id: int, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """PUT /user/profile: every changed text passes WeChat's content
+        security (msgSecCheck v2, scene 1) before anything is stored."""
+        edits = profile_edits(fields)
+        user = self._user(user_id)
+        for name, value in edits.items():
+            if name in EDITABLE_TEXT and value and value != user.profile.get(name):
+                self.check_text(user, name, value)
+        return self._save(user, edits)
+
+    def check_text(self, user: UserRecord, field: str, text: str) -> None:
+        verdict = self.access_token.call(
+            lambda access_token: self.wechat.msg_sec_check(
+                access_token, content=text, openid=user.openid
+            )
+        )
+        if verdict.suggest == "pass":
+            return
+        data = {"field": field, "label": verdict.label}
+        label = LABELS.get(verdict.label, str(verdict.label))
+        if verdict.suggest == "risky":
+            raise errors.ContentRisky(
+                f"WeChat's content security rates {field} as risky ({label}); it was not saved.",
+                data=data,
+            )
+        if self.review_policy != "accept":
+            raise errors.ContentNeedsReview(
+                f"WeChat's content security wants {field} reviewed ({label}); it was not saved.",
+                data=data,
+            )
 
     def bind_info(
         self,
@@ -160,6 +262,10 @@ class ProfileService:
         if not changes and unionid is None:
             return user.profile
         record = self.users.update_profile(user.id, changes, unionid=unionid)
-        # Every live session of the user shows the new profile from now on.
-        self.sessions.sync_profile(record.id, record.profile, record.profile_version)
-        return record.profile
+        return publish(self.sessions, record)
+
+
+def publish(sessions: SessionStore, record: UserRecord) -> dict[str, Any]:
+    """Every live session of the user shows this profile from now on."""
+    sessions.sync_profile(record.id, record.profile, record.profile_version)
+    return record.profile

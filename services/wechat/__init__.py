@@ -5,6 +5,7 @@ checked on every reply."""
 from services.wechat.client import (
     TOKEN_ERRORS,
     Code2Session,
+    ContentVerdict,
     PhoneInfo,
     StableToken,
     WeChatClient,
@@ -16,6 +17,7 @@ from services.wechat.client import (
 __all__ = [
     "TOKEN_ERRORS",
     "Code2Session",
+    "ContentVerdict",
     "PhoneInfo",
     "StableToken",
     "WeChatClient",

@@ -59,6 +59,26 @@ class StableToken:
 
 
 @dataclass(frozen=True)
+class ContentVerdict:
+    """msgSecCheck's answer: suggest is "pass", "review" or "risky"."""
+
+    suggest: str
+    label: int
+    trace_id: str
+
+
+# msgSecCheck and mediaCheckAsync: 61010 means the user has not opened the
+# mini program in the last two hours; quota errcodes are theirs.
+CONTENT_ERRORS: Mapping[int, type[errors.ServiceError]] = {
+    61010: errors.WeChatVisitExpired,
+    44991: errors.WeChatRateLimited,
+    45009: errors.WeChatRateLimited,
+    87020: errors.WeChatRateLimited,
+}
+SUGGESTIONS = frozenset({"pass", "review", "risky"})
+
+
+@dataclass(frozen=True)
 class PhoneInfo:
     phone_number: str = field(repr=False)
     pure_phone_number: str = field(repr=False)
@@ -202,6 +222,54 @@ class WeChatClient:
             raise
         return True
 
+    def msg_sec_check(
+        self, access_token: str, *, content: str, openid: str, scene: int = 1
+    ) -> ContentVerdict:
+        """Text content security, v2. A risky text is errcode 0 too: the verdict
+        is in result.suggest. Scene 1 is 资料 (a user's profile)."""
+        reply = self.call(
+            "msg_sec_check",
+            "POST",
+            "/wxa/msg_sec_check",
+            params={"access_token": access_token},
+            body={"content": content, "version": 2, "scene": scene, "openid": openid},
+            errors=CONTENT_ERRORS,
+            passthrough=TOKEN_ERRORS,
+        )
+        result = reply.get("result")
+        suggest = result.get("suggest") if isinstance(result, dict) else None
+        label = result.get("label") if isinstance(result, dict) else None
+        if suggest not in SUGGESTIONS or not _is_number(label):
+            log.error("WeChat msg_sec_check answered without a verdict")
+            raise errors.WeChatError()
+        return ContentVerdict(suggest, int(label), str(reply.get("trace_id") or ""))
+
+    def media_check_async(
+        self, access_token: str, *, media_url: str, openid: str, scene: int = 1
+    ) -> str:
+        """Image content security, v2: WeChat fetches media_url itself and
+        pushes its verdict (wxa_media_check) later. Returns the trace_id."""
+        reply = self.call(
+            "media_check_async",
+            "POST",
+            "/wxa/media_check_async",
+            params={"access_token": access_token},
+            body={
+                "media_url": media_url,
+                "media_type": 2,  # an image
+                "version": 2,
+                "scene": scene,
+                "openid": openid,
+            },
+            errors=CONTENT_ERRORS,
+            passthrough=TOKEN_ERRORS,
+        )
+        trace_id = reply.get("trace_id")
+        if not _is_text(trace_id) or len(trace_id) > 64:
+            log.error("WeChat media_check_async answered without a trace_id")
+            raise errors.WeChatError()
+        return trace_id
+
     # -- machinery -----------------------------------------------------------
 
     def call(
@@ -306,3 +374,9 @@ def _errcode(endpoint: str, reply: Mapping[str, Any]) -> int:
 
 def _is_text(value: Any) -> bool:
     return isinstance(value, str) and bool(value)
+
+
+def _is_number(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.isdigit()
+    return isinstance(value, int) and not isinstance(value, bool)

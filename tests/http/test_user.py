@@ -30,6 +30,7 @@ PROFILE_FIELDS = [
     "phoneNumber",
     "purePhoneNumber",
     "countryCode",
+    "avatarReview",
 ]
 
 
@@ -140,14 +141,6 @@ ANONYMOUS = {
     "avatarUrl": GREY_AVATAR,
     "is_demote": True,
 }
-
-
-@pytest.fixture
-def user(client, wechat):
-    """A logged-in user: (openid, token)."""
-    issued = wechat.login()
-    response = client.post("/oauth/login", json={"code": issued["code"]})
-    return issued["openid"], response.get_json()["data"]["token"]
 
 
 def bind(client, token, sealed, **extra):

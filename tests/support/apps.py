@@ -8,7 +8,7 @@ import flask_migrate
 
 from app import create_app
 from blueprints.extensions import db
-from support.constants import APPID, SECRET, SECRET_KEY
+from support.constants import APPID, PUSH_TOKEN, SECRET, SECRET_KEY
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -28,6 +28,7 @@ def base_config(database_url: str, redis_url: str, api_base: str) -> dict[str, A
         "WECHAT_READ_TIMEOUT": 2.0,
         "WECHAT_RETRY_BACKOFF": 0.05,
         "SECRET_KEY": SECRET_KEY,
+        "WECHAT_PUSH_TOKEN": PUSH_TOKEN,
         "REDIS_URL": redis_url,
         "DATABASE_URL": database_url,
         "DEV_MODE": False,

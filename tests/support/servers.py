@@ -14,7 +14,7 @@ from pathlib import Path
 import requests
 
 from dev.stack import Gunicorn, running_gunicorn, service_env
-from support.constants import APPID, SECRET, SECRET_KEY
+from support.constants import APPID, PUSH_TOKEN, SECRET, SECRET_KEY
 from support.waiting import wait_until
 
 ACCESS_LINE = re.compile(
@@ -71,6 +71,7 @@ def instance_env(redis_url: str, database_url: str, emulator_url: str, **extra: 
             "WECHAT_SECRET": SECRET,
             "WECHAT_API_BASE": emulator_url,
             "SECRET_KEY": SECRET_KEY,
+            "WECHAT_PUSH_TOKEN": PUSH_TOKEN,
             "REDIS_URL": redis_url,
             "DATABASE_URL": database_url,
             "LOG_LEVEL": "INFO",

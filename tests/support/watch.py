@@ -8,7 +8,7 @@ from typing import Any
 
 from flask.testing import FlaskClient
 
-from support.constants import SECRET
+from support.constants import PUSH_AES_KEY, PUSH_TOKEN, SECRET
 from wechat_emulator import EmulatorControl
 
 
@@ -16,7 +16,7 @@ class SecretWatch:
     """Secrets seen during a test, and every text the service produced."""
 
     def __init__(self) -> None:
-        self.secrets: set[str] = {SECRET}
+        self.secrets: set[str] = {SECRET, PUSH_TOKEN, PUSH_AES_KEY}
         self.texts: list[str] = []
 
     def add_secret(self, *values: str | None) -> None:

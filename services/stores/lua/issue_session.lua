@@ -4,9 +4,14 @@
 -- KEYS[1] user's live sessions (zset: token -> expiry time)
 -- KEYS[2] user's de-duplication pointer (string: token of the newest login)
 -- KEYS[3] user's newest profile snapshot (hash: pv, profile)
+-- KEYS[4] user's deletion mark (set while the user is being deleted)
 -- ARGV    session key prefix, candidate token, ttl, dedup window, now,
 --         max sessions per user, user id, profile version, profile json
--- Returns {token, reused (0|1), profile version, profile json}
+-- Returns {token, reused (0|1), profile version, profile json}, or {false}
+-- when the user is being deleted.
+if redis.call('EXISTS', KEYS[4]) == 1 then
+  return {false}
+end
 local prefix, token = ARGV[1], ARGV[2]
 local ttl, window, now = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local limit, uid = tonumber(ARGV[6]), ARGV[7]

@@ -1,0 +1,45 @@
+"""One transaction against the SQL database, the way every SQL store runs
+one: retried when the database aborted it to let another go on, and turned
+into `DatabaseUnavailable` when the database cannot be reached."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.orm import Session
+
+from services import errors
+
+T = TypeVar("T")
+ATTEMPTS = 3
+# A transaction the database chose to abort so another could go on: try again.
+MYSQL_CONFLICTS = {1213, 1205}  # deadlock, lock wait timeout
+POSTGRES_CONFLICTS = {"40001", "40P01"}  # serialization failure, deadlock
+
+
+def transaction(engine: Engine, work: Callable[[Session], T]) -> T:
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            with Session(engine, expire_on_commit=False) as db, db.begin():
+                return work(db)
+        except OperationalError as exc:
+            if attempt < ATTEMPTS and _lost_a_conflict(exc):
+                continue
+            raise errors.DatabaseUnavailable() from None
+        except (InterfaceError, PoolTimeout):
+            raise errors.DatabaseUnavailable() from None
+        except DBAPIError as exc:
+            if exc.connection_invalidated:
+                raise errors.DatabaseUnavailable() from None
+            raise
+    raise AssertionError("unreachable")
+
+
+def _lost_a_conflict(exc: OperationalError) -> bool:
+    orig = exc.orig
+    code = getattr(orig, "args", (None,))[0] if orig is not None else None
+    return code in MYSQL_CONFLICTS or getattr(orig, "sqlstate", None) in POSTGRES_CONFLICTS
