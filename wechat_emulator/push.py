@@ -281,7 +281,9 @@ class Fetched:
 
 def fetch_media(url: str, timeout: float = MEDIA_FETCH_TIMEOUT) -> Fetched:
     """Download media_url as WeChat's servers would. Anything but a 200 with at most 10 MB
-    is a failed download."""
+    is a failed download, and so is a URL that is not http(s)."""
+    if urlsplit(url).scheme not in ("http", "https"):
+        return Fetched(None, "not an http(s) URL")
     try:
         with urllib.request.urlopen(
             urllib.request.Request(url, headers={"User-Agent": USER_AGENT}), timeout=timeout

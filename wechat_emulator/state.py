@@ -388,7 +388,8 @@ class EmulatorState:
         self._media_rules = security.Rules()
         self._media_settings = MediaSettings()
         self._media_checks: dict[str, MediaCheck] = {}
-        self._pushes: list[PushRecord] = []
+        self._pushes: dict[int, PushRecord] = {}
+        self._next_push_id = 1
         self._codes: dict[str, LoginCode] = {}
         self._phone_codes: dict[str, PhoneCode] = {}
         self._tokens: dict[str, AccessToken] = {}
@@ -1119,8 +1120,8 @@ class EmulatorState:
 
     def _check_public(self, check: MediaCheck) -> dict[str, Any]:
         record = check.public()
-        push_id = check.push_id
-        record["push"] = self._pushes[push_id - 1].public() if push_id else None
+        pushed = self._pushes.get(check.push_id or 0)
+        record["push"] = pushed.public() if pushed else None
         return record
 
     def release_media_checks(self, trace_id: str | None = None) -> dict[str, Any]:
@@ -1270,29 +1271,31 @@ class EmulatorState:
             if generation != self._generation:
                 return None
             record = PushRecord(
-                len(self._pushes) + 1, appid, kind, mode=config.mode, format=config.format, **kw
+                self._next_push_id, appid, kind, mode=config.mode, format=config.format, **kw
             )
-            self._pushes.append(record)
+            self._next_push_id += 1
+            self._pushes[record.id] = record
             return record.id
 
     def push_sent(self, generation: int, push_id: int, request: Outgoing) -> int | None:
         with self._lock:
-            if generation != self._generation:
+            record = self._pushes.get(push_id)
+            if generation != self._generation or record is None:
                 return None
-            attempts = self._pushes[push_id - 1].attempts
-            attempts.append(Attempt(request, self._now()))
-            return len(attempts) - 1
+            record.attempts.append(Attempt(request, self._now()))
+            return len(record.attempts) - 1
 
     def push_answered(self, generation: int, push_id: int, index: int, answer: Answer) -> None:
         with self._lock:
-            if generation == self._generation:
-                self._pushes[push_id - 1].attempts[index].answer = answer
+            record = self._pushes.get(push_id)
+            if generation == self._generation and record is not None:
+                record.attempts[index].answer = answer
 
     def close_push(self, generation: int, push_id: int, accepted: bool) -> dict[str, Any] | None:
         with self._lock:
-            if generation != self._generation:
+            record = self._pushes.get(push_id)
+            if generation != self._generation or record is None:
                 return None
-            record = self._pushes[push_id - 1]
             record.status = "accepted" if accepted else "failed"
             self._changed.notify_all()
             return record.public()
@@ -1300,9 +1303,9 @@ class EmulatorState:
     def push_record(self, push_id: int) -> PushRecord:
         """A copy of a logged delivery (to replay or redeliver it)."""
         with self._lock:
-            if not 1 <= push_id <= len(self._pushes):
+            record = self._pushes.get(push_id)
+            if record is None:
                 raise ControlError(f"no push {push_id}", status=404)
-            record = self._pushes[push_id - 1]
             return replace(record, attempts=list(record.attempts), event=record.event)
 
     def pushes(
@@ -1311,7 +1314,7 @@ class EmulatorState:
         with self._lock:
             return [
                 p.public()
-                for p in self._pushes
+                for p in self._pushes.values()
                 if appid in (None, p.appid)
                 and kind in (None, p.kind)
                 and event in (None, (p.event or {}).get("Event"))

@@ -22,9 +22,12 @@ from support.emulator import (
     PushReceiver,
     assert_error,
     errcode,
+    receiver_decrypt,
     sha1_signature,
+    xml_to_dict,
 )
 from wechat_emulator import EmulatorControl, EmulatorControlError, EmulatorServer
+from wechat_emulator.crypto import new_encoding_aes_key
 
 TRACE_ID = r"[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{8}"
 PNG = b"\x89PNG\r\n\x1a\n" + b"emulator test image" * 10
@@ -473,7 +476,7 @@ def test_media_rules(
     assert check["event"]["detail"][0]["suggest"] == suggest
 
 
-@pytest.mark.parametrize("failure", ["404", "500", "refused", "too_large"])
+@pytest.mark.parametrize("failure", ["404", "500", "refused", "too_large", "file"])
 def test_media_download_failures(
     ctl: EmulatorControl, cs: ContentChecks, receiver: PushReceiver, failure: str
 ) -> None:
@@ -481,6 +484,8 @@ def test_media_download_failures(
     ctl.set_rules(media={"risky": ["gone"]})  # a URL rule cannot beat a failed download
     if failure == "refused":
         url = f"http://127.0.0.1:{free_port()}/gone.png"
+    elif failure == "file":
+        url = "file:///etc/hostname#gone"  # only http(s) is downloaded
     elif failure == "too_large":
         url = receiver.add_media("gone.png", b"\0" * (10 * 1024 * 1024 + 1))
     else:
@@ -620,3 +625,32 @@ def test_faults_cover_content_security(
     assert len(ctl.media_checks()) == (1 if endpoint == "media_check_async" else 0)
     ctl.wait_media_checks()
     requests.get(server.url + "/__emulator__/calls", timeout=TIMEOUT)
+
+
+def test_media_event_in_secure_xml(
+    ctl: EmulatorControl, cs: ContentChecks, receiver: PushReceiver
+) -> None:
+    key = new_encoding_aes_key()
+    configure(ctl, receiver, encoding_aes_key=key, mode="secure", format="xml")
+    ctl.set_rules(media={"risky": ["bad.png"], "label": 20002})
+    openid = ctl.login()["openid"]
+    cs.media_check(cs.token(), media_body(openid, receiver.add_media("bad.png", PNG)))
+    (check,) = ctl.wait_media_checks()
+    (received,) = receiver.pushes()
+    envelope = xml_to_dict(received.body)
+    assert list(envelope) == ["ToUserName", "Encrypt"]
+    plain, appid = receiver_decrypt(envelope["Encrypt"], key)
+    assert appid == APPID
+    assert plain.startswith(b"<xml><ToUserName><![CDATA[gh_")
+    message = xml_to_dict(plain)
+    assert message["Event"] == "wxa_media_check"
+    assert message["trace_id"] == check["trace_id"]
+    assert message["result"] == {"suggest": "risky", "label": "20002"}
+    assert message["detail"] == {  # one <detail> element (a list when there are several)
+        "strategy": "content_model",
+        "errcode": "0",
+        "suggest": "risky",
+        "label": "20002",
+        "prob": "90",
+    }
+    assert b"<detail><strategy><![CDATA[content_model]]></strategy>" in plain
