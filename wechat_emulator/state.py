@@ -14,13 +14,11 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import crypto, security
+from .delivery import Deliveries
 from .push import Answer, Outgoing, PushConfig, PushConfigError
-
-if TYPE_CHECKING:
-    from .delivery import Deliveries
 
 DEFAULT_APPID = "wx0123456789abcdef"
 DEFAULT_SECRET = "emulator-secret-0123456789abcdef"
@@ -370,9 +368,7 @@ class EmulatorState:
         self._generation = 0
         self._closed = False
         self._clear()
-        from .delivery import Deliveries
-
-        self.deliveries: Deliveries = Deliveries(self)
+        self.deliveries = Deliveries(self)
 
     def _clear(self) -> None:
         # Work started before a reset belongs to an older generation and is dropped.
