@@ -19,11 +19,15 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from . import crypto
 from .state import (
     ENDPOINTS,
+    PROFILE_FIELDS,
     ControlError,
     EmulatorState,
     Fault,
     WeChatError,
 )
+
+# RevokeInfo codes of user_authorization_revoke (reference §15).
+REVOKE_CODES = (1, 2, 3, 4, 5, 6, 7, 8, 12, 13, 14, 15, 16, 18, 19, 20)
 
 CONTROL_PREFIX = "/__emulator__/"
 JSON_TYPE = "application/json"
@@ -102,6 +106,28 @@ def _resetusersessionkey(state: EmulatorState, request: Request) -> dict[str, An
     return state.reset_session_key(*_signed_args(request))
 
 
+def _msg_sec_check(state: EmulatorState, request: Request) -> dict[str, Any]:
+    # Token first, then the method: these endpoints check in WeChat's order themselves.
+    return state.msg_sec_check(request.query.get("access_token"), request.method, request.raw_body)
+
+
+def _media_check_async(state: EmulatorState, request: Request) -> dict[str, Any]:
+    return state.media_check_async(
+        request.query.get("access_token"), request.method, request.raw_body
+    )
+
+
+def _oauth2_access_token(state: EmulatorState, request: Request) -> dict[str, Any]:
+    q = request.query
+    return state.oauth_access_token(
+        q.get("appid"), q.get("secret"), q.get("code"), q.get("grant_type")
+    )
+
+
+def _sns_userinfo(state: EmulatorState, request: Request) -> dict[str, Any]:
+    return state.sns_userinfo(request.query.get("access_token"), request.query.get("openid"))
+
+
 @dataclass(frozen=True)
 class Route:
     endpoint: str
@@ -118,6 +144,10 @@ WECHAT_ROUTES: dict[str, Route] = {
     ),
     "/wxa/checksession": Route("checksession", _checksession),
     "/wxa/resetusersessionkey": Route("resetusersessionkey", _resetusersessionkey),
+    "/wxa/msg_sec_check": Route("msg_sec_check", _msg_sec_check),
+    "/wxa/media_check_async": Route("media_check_async", _media_check_async),
+    "/sns/oauth2/access_token": Route("oauth2_access_token", _oauth2_access_token),
+    "/sns/userinfo": Route("sns_userinfo", _sns_userinfo),
 }
 assert {r.endpoint for r in WECHAT_ROUTES.values()} == set(ENDPOINTS)
 
@@ -168,10 +198,19 @@ class Fields:
     def obj(self, key: str) -> dict[str, Any] | None:
         return self._get(key, (dict,), "an object", False)
 
+    def raw(self, key: str) -> Any:
+        return self._body.get(key)
+
+    def given(self, *keys: str) -> dict[str, Any]:
+        """The given keys whose value is not null, as they are."""
+        return {k: self._body[k] for k in keys if self._body.get(k) is not None}
+
 
 def _ctl_login(state: EmulatorState, body: Any, query: dict[str, str]) -> Any:
-    f = Fields(body, ("appid", "openid", "unionid", "blocked"))
-    return state.login(f.text("appid"), f.text("openid"), f.text("unionid"), f.flag("blocked"))
+    f = Fields(body, ("appid", "openid", "unionid", "blocked", "person"))
+    return state.login(
+        f.text("appid"), f.text("openid"), f.text("unionid"), f.flag("blocked"), f.text("person")
+    )
 
 
 def _ctl_encrypt(state: EmulatorState, body: Any, query: dict[str, str]) -> Any:
@@ -279,11 +318,159 @@ def _ctl_now(state: EmulatorState, body: Any, query: dict[str, str]) -> Any:
 
 
 def _ctl_add_app(state: EmulatorState, body: Any, query: dict[str, str]) -> Any:
-    f = Fields(body, ("appid", "secret"))
+    f = Fields(body, ("appid", "secret", "kind", "open_platform", "username"))
     appid, secret = f.text("appid", required=True), f.text("secret", required=True)
     assert appid is not None and secret is not None
-    state.add_app(appid, secret)
-    return {"appid": appid, "secret": secret}
+    return state.add_app(appid, secret, f.text("kind"), f.text("open_platform"), f.text("username"))
+
+
+def _ctl_apps(state: EmulatorState, body: Any, query: dict[str, str]) -> Any:
+    return {"apps": state.apps()}
+
+
+def _ctl_profile(state: EmulatorState, body: Any, query: dict[str, str]) -> Any:
+    f = Fields(body, ("person", "appid", "openid", *PROFILE_FIELDS))
+    return state.set_profile(
+        f.given(*PROFILE_FIELDS), f.text("person"), f.text("appid"), f.text("openid")
+    )
+
+
+def _ctl_oauth_authorize(state: EmulatorState, body: Any, query: dict[str, str]) -> Any:
+    f = Fields(body, ("appid", "person", "openid", "scope", "snapshot"))
+    scope = f.text("scope", required=True)
+    assert scope is not None
+    return state.oauth_authorize(
+        scope, f.text("appid"), f.text("person"), f.text("openid"), bool(f.flag("snapshot"))
+    )
+
+
+def _ctl_rules(state: EmulatorState, body: Any, query: dict[str, str]) -> Any:
+    return state.rules()
+
+
+def _ctl_set_rules(state: EmulatorState, body: Any, query: dict[str, str]) -> Any:
+    f = Fields(body, ("text", "media"))
+    return state.set_rules(f.obj("text"), f.obj("media"))
+
+
+def _ctl_clear_rules(state: EmulatorState, body: Any, query: dict[str, str]) -> Any:
+    return state.clear_rules()
+
+
+def _ctl_push_config(state: EmulatorState, body: Any, query: dict[str, str]) -> Any:
+    return {"push": state.push_config(query.get("appid") or None)}
+
+
+def _ctl_set_push_config(state: EmulatorState, body: Any, query: dict[str, str]) -> Any:
+    keys = ("url", "token", "encoding_aes_key", "mode", "format", "retries", "timeout")
+    f = Fields(body, ("appid", *keys))
+    f.text("url", required=True)
+    f.text("token", required=True)
+    for key in ("encoding_aes_key", "mode", "format"):
+        f.text(key)
+    f.integer("retries")
+    timeout = f.number("timeout")
+    fields = f.given(*keys)
+    if timeout is not None:
+        fields["timeout"] = timeout
+    return {"push": state.configure_push(f.text("appid"), **fields)}
+
+
+def _ctl_remove_push_config(state: EmulatorState, body: Any, query: dict[str, str]) -> Any:
+    state.remove_push_config(query.get("appid") or None)
+    return {"push": None}
+
+
+def _ctl_push_verify(state: EmulatorState, body: Any, query: dict[str, str]) -> Any:
+    f = Fields(body, ("appid",))
+    return state.deliveries.verify(f.text("appid"))
+
+
+def _revoke_info(value: Any) -> str | None:
+    """A string is sent as it is; a list of codes is joined with "," [UNVERIFIED: the docs
+    only show single values]."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, list) and value:
+        codes = []
+        for item in value:
+            code = _small_code(item)
+            if code not in REVOKE_CODES:
+                raise ControlError(f"revoke_info codes must be among {list(REVOKE_CODES)}")
+            codes.append(str(code))
+        return ",".join(codes)
+    raise ControlError("revoke_info must be a string or a non-empty list of codes")
+
+
+def _small_code(item: Any) -> int | None:
+    if isinstance(item, int) and not isinstance(item, bool):
+        return item
+    if isinstance(item, str) and item.isdigit():
+        return int(item)
+    return None
+
+
+def _ctl_user_event(state: EmulatorState, body: Any, query: dict[str, str]) -> Any:
+    f = Fields(body, ("appid", "person", "openid", "event", "revoke_info", "create_time"))
+    event = f.text("event", required=True)
+    assert event is not None
+    appid, message = state.user_event(
+        event,
+        f.text("appid"),
+        f.text("person"),
+        f.text("openid"),
+        _revoke_info(f.raw("revoke_info")),
+        f.integer("create_time"),
+    )
+    return state.deliveries.deliver(appid, message)
+
+
+def _ctl_pushes(state: EmulatorState, body: Any, query: dict[str, str]) -> Any:
+    return {
+        "pushes": state.pushes(
+            query.get("appid") or None, query.get("event") or None, query.get("kind") or None
+        )
+    }
+
+
+def _ctl_clear_pushes(state: EmulatorState, body: Any, query: dict[str, str]) -> Any:
+    state.clear_pushes()
+    return {"pushes": []}
+
+
+def _ctl_replay(push_id: int) -> ControlHandler:
+    def handler(state: EmulatorState, body: Any, query: dict[str, str]) -> Any:
+        attempt = Fields(body, ("attempt",)).integer("attempt")
+        return state.deliveries.replay(push_id, attempt or 0)
+
+    return handler
+
+
+def _ctl_redeliver(push_id: int) -> ControlHandler:
+    def handler(state: EmulatorState, body: Any, query: dict[str, str]) -> Any:
+        Fields(body, ())
+        return state.deliveries.redeliver(push_id)
+
+    return handler
+
+
+def _ctl_media_checks(state: EmulatorState, body: Any, query: dict[str, str]) -> Any:
+    return state.media_checks()
+
+
+def _ctl_media_settings(state: EmulatorState, body: Any, query: dict[str, str]) -> Any:
+    f = Fields(body, ("delay", "hold"))
+    return {"settings": state.media_settings(f.number("delay"), f.flag("hold"))}
+
+
+def _ctl_media_release(state: EmulatorState, body: Any, query: dict[str, str]) -> Any:
+    return state.release_media_checks(Fields(body, ("trace_id",)).text("trace_id"))
+
+
+def _ctl_media_wait(state: EmulatorState, body: Any, query: dict[str, str]) -> Any:
+    f = Fields(body, ("timeout", "release"))
+    timeout = f.number("timeout")
+    return state.wait_media_checks(10.0 if timeout is None else timeout, bool(f.flag("release")))
 
 
 def _ctl_reset(state: EmulatorState, body: Any, query: dict[str, str]) -> Any:
@@ -301,8 +488,22 @@ CONTROL_ROUTES: dict[str, dict[str, ControlHandler]] = {
     "calls": {"GET": _ctl_calls, "DELETE": _ctl_clear_calls},
     "config": {"GET": _ctl_config, "POST": _ctl_configure},
     "clock": {"GET": _ctl_now, "POST": _ctl_clock},
-    "apps": {"POST": _ctl_add_app},
+    "apps": {"GET": _ctl_apps, "POST": _ctl_add_app},
     "reset": {"POST": _ctl_reset},
+    "profile": {"POST": _ctl_profile},
+    "oauth/authorize": {"POST": _ctl_oauth_authorize},
+    "rules": {"GET": _ctl_rules, "POST": _ctl_set_rules, "DELETE": _ctl_clear_rules},
+    "push/config": {
+        "GET": _ctl_push_config,
+        "POST": _ctl_set_push_config,
+        "DELETE": _ctl_remove_push_config,
+    },
+    "push/verify": {"POST": _ctl_push_verify},
+    "push/user_event": {"POST": _ctl_user_event},
+    "pushes": {"GET": _ctl_pushes, "DELETE": _ctl_clear_pushes},
+    "media_checks": {"GET": _ctl_media_checks, "POST": _ctl_media_settings},
+    "media_checks/release": {"POST": _ctl_media_release},
+    "media_checks/wait": {"POST": _ctl_media_wait},
 }
 
 
@@ -312,6 +513,14 @@ def _control_handler(method: str, name: str) -> ControlHandler:
         if method != "GET":
             raise ControlError("use GET", status=405)
         return lambda state, body, query: state.user_info(openid, query.get("appid") or None)
+    if name.startswith("pushes/") and name.count("/") == 2:
+        _, push_id, action = name.split("/")
+        makers = {"replay": _ctl_replay, "redeliver": _ctl_redeliver}
+        if not push_id.isdigit() or action not in makers:
+            raise ControlError(f"no control endpoint {name!r}", status=404)
+        if method != "POST":
+            raise ControlError("use POST", status=405)
+        return makers[action](int(push_id))
     methods = CONTROL_ROUTES.get(name)
     if methods is None:
         raise ControlError(f"no control endpoint {name!r}", status=404)
@@ -598,6 +807,7 @@ class EmulatorServer:
         if self._closed:
             return
         self._closed = True
+        self.state.close()
         if self._serving:
             self._httpd.shutdown()
         if self._thread is not None:

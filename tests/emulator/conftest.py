@@ -6,7 +6,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from support.emulator import APPID, OTHER_APPID, OTHER_SECRET, SECRET, WeChat
+from support.emulator import (
+    APPID,
+    OTHER_APPID,
+    OTHER_SECRET,
+    SECRET,
+    ContentChecks,
+    PushReceiver,
+    WeChat,
+)
 from wechat_emulator import EmulatorControl, EmulatorServer
 
 
@@ -37,3 +45,18 @@ def wx(server: EmulatorServer, ctl: EmulatorControl) -> Iterator[WeChat]:
 def other_app(ctl: EmulatorControl) -> str:
     ctl.add_app(OTHER_APPID, OTHER_SECRET)
     return OTHER_APPID
+
+
+@pytest.fixture
+def receiver() -> Iterator[PushReceiver]:
+    """A real HTTP peer for pushes and media downloads (the service's part)."""
+    peer = PushReceiver()
+    yield peer
+    peer.stop()
+
+
+@pytest.fixture
+def cs(server: EmulatorServer, ctl: EmulatorControl) -> Iterator[ContentChecks]:
+    client = ContentChecks(server.url)
+    yield client
+    client.http.close()
