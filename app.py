@@ -27,8 +27,7 @@ from services.graph import build_graph
 from services.stores.redis import Keys
 
 MAX_BODY_BYTES = 64 * 1024
-# Settings no log line may show (infra/logs.py scrubs them).
-SECRETS = ("WECHAT_SECRET", "WECHAT_PUSH_TOKEN", "WECHAT_PUSH_AES_KEY", "SECRET_KEY")
+
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -37,7 +36,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(values)
     settings.validate(app.config)
     settings.validate_connections(app.config)
-    logs.configure(app.config["LOG_LEVEL"], [app.config[name] for name in SECRETS])
+    logs.configure(app.config["LOG_LEVEL"], secrets(app.config))
     if app.config["DEV_MODE"]:
         app.logger.warning(
             "WECHAT_APPID is not set: development mode against the WeChat emulator at %s",
@@ -56,6 +55,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.register_blueprint(blueprint)
     commands.init_app(app)
     return app
+
+
+def secrets(config: Mapping[str, Any]) -> list[str]:
+    """What no log line may show (infra/logs.py scrubs them)."""
+    found = [config["SECRET_KEY"]]
+    for wechat_app in settings.wechat_apps(config):
+        found += [wechat_app.secret, wechat_app.push_token, wechat_app.push_aes_key]
+    return found
 
 
 def configure_flask(app: Flask) -> None:

@@ -7,9 +7,11 @@ environment into a plain dict that `create_app()` puts into `app.config`;
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -31,6 +33,23 @@ DEV_SECRET_KEY = "dev-only-secret-key-do-not-use-in-production"
 # the mini program's console (开发管理 → 消息推送).
 DEV_PUSH_TOKEN = "devpushtoken"
 REVIEW_POLICIES = ("reject", "accept")
+APP_KINDS = ("miniprogram", "official_account")
+SAMESITE = ("Lax", "Strict", "None")
+
+
+@dataclass(frozen=True)
+class WeChatApp:
+    """One mini program or official account the deployment serves."""
+
+    appid: str
+    secret: str = field(repr=False)
+    kind: str = "miniprogram"
+    # The app's message push (its own console has its own Token and key).
+    push_token: str = field(default="", repr=False)
+    push_aes_key: str = field(default="", repr=False)
+    # SameSite of the session cookie for this app's clients: an official
+    # account's pages are real browser pages (README "Official-account web login").
+    cookie_samesite: str = "Lax"
 
 
 T = TypeVar("T", int, float)
@@ -83,14 +102,18 @@ def database_url(raw: str | None, instance: Path) -> str:
 def load(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     env = os.environ if environ is None else environ
     appid = env.get("WECHAT_APPID", "").strip()
-    dev_mode = not appid
+    apps = env.get("WECHAT_APPS", "").strip()
+    dev_mode = not appid and not apps
     ttl = _int(env, "SESSION_TTL", 7 * 24 * 3600)
     instance = instance_path(env)
     return {
         "DEV_MODE": dev_mode,
         "INSTANCE_PATH": str(instance),
-        "WECHAT_APPID": appid or DEFAULT_APPID,
-        "WECHAT_SECRET": env.get("WECHAT_SECRET", "") or (DEFAULT_SECRET if dev_mode else ""),
+        # Several apps as JSON (or a path to a JSON file), or the single-app
+        # settings below; see wechat_apps().
+        "WECHAT_APPS": apps,
+        "WECHAT_APPID": appid,
+        "WECHAT_SECRET": env.get("WECHAT_SECRET", ""),
         "WECHAT_API_BASE": (
             env.get("WECHAT_API_BASE", "").strip()
             or (DEV_API_BASE if dev_mode else "https://api.weixin.qq.com")
@@ -119,8 +142,7 @@ def load(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         # How many proxies in front of the service append to X-Forwarded-For.
         "TRUSTED_PROXIES": _int(env, "TRUSTED_PROXIES", 0),
         # WeChat's message push: the Token and EncodingAESKey of the console.
-        "WECHAT_PUSH_TOKEN": env.get("WECHAT_PUSH_TOKEN", "").strip()
-        or (DEV_PUSH_TOKEN if dev_mode else ""),
+        "WECHAT_PUSH_TOKEN": env.get("WECHAT_PUSH_TOKEN", "").strip(),
         "WECHAT_PUSH_AES_KEY": env.get("WECHAT_PUSH_AES_KEY", "").strip(),
         "PUSH_MAX_AGE": _int(env, "PUSH_MAX_AGE", 300),
         # What a "review" verdict of WeChat's content security means here.
@@ -158,16 +180,86 @@ def validate_connections(config: Mapping[str, Any]) -> None:
         )
 
 
+def wechat_apps(config: Mapping[str, Any]) -> tuple[WeChatApp, ...]:
+    """The apps this deployment serves, the default (the one a request without
+    X-WX-AppId is for) first: WECHAT_APPS, else the single app of
+    WECHAT_APPID, else (development) the emulator's app."""
+    if config.get("WECHAT_APPS"):
+        if config.get("WECHAT_APPID"):
+            raise ConfigError("set WECHAT_APPS or WECHAT_APPID, not both")
+        return _parse_apps(config["WECHAT_APPS"])
+    if config.get("WECHAT_APPID"):
+        app = WeChatApp(
+            appid=config["WECHAT_APPID"],
+            secret=config.get("WECHAT_SECRET", ""),
+            push_token=config.get("WECHAT_PUSH_TOKEN", ""),
+            push_aes_key=config.get("WECHAT_PUSH_AES_KEY", ""),
+        )
+    else:
+        app = WeChatApp(
+            appid=DEFAULT_APPID,
+            secret=DEFAULT_SECRET,
+            push_token=config.get("WECHAT_PUSH_TOKEN") or DEV_PUSH_TOKEN,
+            push_aes_key=config.get("WECHAT_PUSH_AES_KEY", ""),
+        )
+    _check_app(app, "the app")
+    return (app,)
+
+
+def _parse_apps(raw: str) -> tuple[WeChatApp, ...]:
+    if not raw.lstrip().startswith("["):
+        try:
+            raw = Path(raw).read_text()
+        except OSError as exc:
+            raise ConfigError(f"WECHAT_APPS is neither JSON nor a readable file: {exc}") from None
+    try:
+        entries = json.loads(raw)
+    except ValueError as exc:
+        raise ConfigError(f"WECHAT_APPS is not valid JSON: {exc}") from None
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError("WECHAT_APPS must be a non-empty JSON list of apps")
+    apps = tuple(_app(entry, index) for index, entry in enumerate(entries))
+    appids = [app.appid for app in apps]
+    if len(set(appids)) != len(appids):
+        raise ConfigError("WECHAT_APPS names an appid twice")
+    return apps
+
+
+def _app(entry: Any, index: int) -> WeChatApp:
+    where = f"WECHAT_APPS[{index}]"
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where} must be an object like {{\"appid\": ..., \"secret\": ...}}")
+    unknown = sorted(set(entry) - set(WeChatApp.__dataclass_fields__))
+    if unknown:
+        raise ConfigError(f"{where} has unknown setting(s): {', '.join(unknown)}")
+    if not all(isinstance(value, str) for value in entry.values()):
+        raise ConfigError(f"{where}: every setting is a string")
+    if not entry.get("appid") or not entry.get("secret"):
+        raise ConfigError(f"{where} needs an appid and a secret")
+    app = WeChatApp(**entry)
+    _check_app(app, f"{where} ({app.appid})")
+    return app
+
+
+def _check_app(app: WeChatApp, where: str) -> None:
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", app.appid):
+        raise ConfigError(f"{where}: appid must be up to 32 letters, digits, - or _")
+    if app.kind not in APP_KINDS:
+        raise ConfigError(f"{where}: kind must be one of {', '.join(APP_KINDS)}")
+    if app.cookie_samesite not in SAMESITE:
+        raise ConfigError(f"{where}: cookie_samesite must be one of {', '.join(SAMESITE)}")
+    token, aes_key = app.push_token, app.push_aes_key
+    if token and not re.fullmatch(r"[A-Za-z0-9]{3,32}", token):
+        raise ConfigError(f"{where}: the push Token must be 3 to 32 letters or digits")
+    if aes_key and not re.fullmatch(r"[A-Za-z0-9]{43}", aes_key):
+        raise ConfigError(f"{where}: the push EncodingAESKey must have 43 characters")
+    if aes_key and not token:
+        raise ConfigError(f"{where}: a push EncodingAESKey needs a push Token as well")
+
+
 def validate_profile(config: Mapping[str, Any]) -> None:
     if config["PROFILE_REVIEW_POLICY"] not in REVIEW_POLICIES:
         raise ConfigError(f"PROFILE_REVIEW_POLICY must be one of {', '.join(REVIEW_POLICIES)}")
-    token, aes_key = config["WECHAT_PUSH_TOKEN"], config["WECHAT_PUSH_AES_KEY"]
-    if token and not re.fullmatch(r"[A-Za-z0-9]{3,32}", token):
-        raise ConfigError("WECHAT_PUSH_TOKEN must be 3 to 32 letters or digits, as WeChat's is")
-    if aes_key and not re.fullmatch(r"[A-Za-z0-9]{43}", aes_key):
-        raise ConfigError("WECHAT_PUSH_AES_KEY must be the 43-character EncodingAESKey")
-    if aes_key and not token:
-        raise ConfigError("WECHAT_PUSH_AES_KEY needs WECHAT_PUSH_TOKEN as well")
     base = config["AVATAR_BASE_URL"]
     if base and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", base):
         raise ConfigError("AVATAR_BASE_URL must be an http(s) URL")
@@ -180,7 +272,7 @@ def validate_profile(config: Mapping[str, Any]) -> None:
 
 def validate(config: Mapping[str, Any]) -> None:
     """Stop start-up with a clear message when production settings are missing."""
-    if not config["DEV_MODE"]:
+    if config.get("WECHAT_APPID") and not config.get("WECHAT_APPS"):
         missing = [name for name in ("WECHAT_SECRET", "SECRET_KEY") if not config.get(name)]
         if missing:
             raise ConfigError(
@@ -188,6 +280,9 @@ def validate(config: Mapping[str, Any]) -> None:
                 f"{' and '.join(missing)}; set {'them' if len(missing) > 1 else 'it'} "
                 f"in the environment"
             )
+    wechat_apps(config)
+    if config.get("WECHAT_APPS") and not config.get("SECRET_KEY"):
+        raise ConfigError("WECHAT_APPS is set, so the service runs for real and needs SECRET_KEY")
     if config["SESSION_TTL"] <= 0:
         raise ConfigError("SESSION_TTL must be a positive number of seconds")
     if not 0 < config["SESSION_RENEW_INTERVAL"] < config["SESSION_TTL"]:

@@ -15,6 +15,7 @@ from typing import Any
 from flask import current_app, jsonify
 from flask.typing import ResponseReturnValue
 
+from services.apps import Apps
 from services.graph import ServiceGraph
 from services.usecases.accounts import AccountService
 from services.usecases.avatars import AvatarService
@@ -28,6 +29,10 @@ GRAPH = "service_graph"
 
 def graph() -> ServiceGraph:
     return current_app.extensions[GRAPH]
+
+
+def apps() -> Apps:
+    return graph().apps
 
 
 def login_service() -> LoginService:

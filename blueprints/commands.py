@@ -8,7 +8,7 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
-from blueprints import account_service, avatar_service, login_service
+from blueprints import account_service, apps, avatar_service, login_service
 from services.errors import NotFound
 
 sessions = AppGroup("sessions", help="End users' sessions.")
@@ -21,24 +21,32 @@ def read_openid(openid: str) -> str:
     return sys.stdin.readline().strip() if openid == "-" else openid
 
 
+APPID = click.option("--appid", help="the app the openid is of (default: the first app)")
+
+
 @sessions.command("revoke")
 @click.argument("openid")
-def revoke(openid: str) -> None:
-    """End every session of the user with OPENID, at once on every worker and
-    instance. Pass - to read the openid from stdin."""
+@APPID
+def revoke(openid: str, appid: str | None) -> None:
+    """End every session of the user with OPENID (in every app), at once on
+    every worker and instance. Pass - to read the openid from stdin."""
+    app = apps().get(appid)
     try:
-        user_id, ended = login_service().revoke_user(read_openid(openid))
+        account_id, ended = login_service().revoke_user(app.appid, read_openid(openid))
     except NotFound:
         raise click.ClickException("no user has that openid") from None
-    click.echo(f"ended {ended} session(s) of user {user_id}")
+    click.echo(f"ended {ended} session(s) of account {account_id}")
 
 
 @users.command("delete")
 @click.argument("openid")
-def delete(openid: str) -> None:
-    """Delete the user with OPENID as DELETE /user does: erase the data, end
-    every session, free the openid. Idempotent. Pass - to read it from stdin."""
-    if account_service().delete_by_openid(read_openid(openid), reason="operator"):
+@APPID
+def delete(openid: str, appid: str | None) -> None:
+    """Delete the account of the user with OPENID as DELETE /user does: erase
+    the data, end every session, free the openids. Idempotent. Pass - to read
+    it from stdin."""
+    app = apps().get(appid)
+    if account_service().delete_by_openid(app.appid, read_openid(openid), reason="operator"):
         click.echo("deleted")
     else:
         click.echo("no user has that openid (nothing to delete)")

@@ -1,14 +1,16 @@
-"""/oauth: turn a wx.login code into a session, and end sessions."""
+"""/oauth: turn a login code into a session (a mini program's wx.login code,
+or an official account's web-login code), and end sessions."""
 
 from __future__ import annotations
 
 import re
 
-from flask import Blueprint, current_app, g
+from flask import Blueprint, current_app, g, request
 from flask.typing import ResponseReturnValue
+from flask_limiter.util import get_remote_address
 
 from blueprints import login_service, ok
-from blueprints.auth import load_user, login_required
+from blueprints.auth import APP_HEADER, load_user, login_required
 from blueprints.extensions import limiter
 from blueprints.inputs import body_fields, flag_field, text_field
 from blueprints.session import end_session, start_session
@@ -17,19 +19,29 @@ from services.errors import UnsupportedLoginType
 bp = Blueprint("oauth", __name__, url_prefix="/oauth")
 bp.before_request(load_user)
 
-# wx.login codes are short printable tokens; anything else is not worth a call.
-JS_CODE = re.compile(r"[\x21-\x7e]+")
+# Login codes are short printable tokens; anything else is not worth a call.
+CODE = re.compile(r"[\x21-\x7e]+")
+
+
+def per_app_ip() -> str:
+    """Flask-Limiter's key: the client's address, per app."""
+    return f"{request.headers.get(APP_HEADER, '')[:32]}|{get_remote_address()}"
 
 
 @bp.post("/login")
-@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"])
+@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], key_func=per_app_ip)
 def login() -> ResponseReturnValue:
+    """{code, type}: type "wxapp" (the default) for a mini program's wx.login
+    code, "mp" for an official account's web-login code; the app is the one
+    X-WX-AppId names."""
     fields = body_fields()
-    js_code = text_field(fields, "code", max_length=128, pattern=JS_CODE)
-    login_type = text_field(fields, "type", required=False, max_length=32) or "wxapp"
-    if login_type != "wxapp":
-        raise UnsupportedLoginType()
-    issued = login_service().login(js_code)
+    code = text_field(fields, "code", max_length=128, pattern=CODE)
+    login_type = text_field(fields, "type", required=False, max_length=32) or g.app.login_type
+    if login_type != g.app.login_type:
+        raise UnsupportedLoginType(
+            f'This app takes login type "{g.app.login_type}", not "{login_type[:32]}".'
+        )
+    issued = login_service().login(g.app, code)
     start_session(issued)
     return ok({"token": issued.token, "expiresIn": issued.expires_in})
 
@@ -47,5 +59,5 @@ def logout() -> ResponseReturnValue:
 def check() -> ResponseReturnValue:
     """Is the session alive (else 401), and does WeChat still accept the
     session_key? If not, call wx.login before asking the user for data."""
-    valid = login_service().session_key_valid(g.user.id)
+    valid = login_service().session_key_valid(g.app, g.user.identity_id)
     return ok({"session": True, "sessionKeyValid": valid})

@@ -1,25 +1,28 @@
-"""/wechat/push: the mini program's message-push URL (开发管理 → 消息推送),
-where WeChat sends content-check verdicts and events about users."""
+"""/wechat/push: the message-push URL (开发管理 → 消息推送) where WeChat sends
+content-check verdicts and events about users. Each app has its own, named
+by its appid; /wechat/push alone is the default app's."""
 
 from __future__ import annotations
 
 from flask import Blueprint, Response, request
 from flask.typing import ResponseReturnValue
 
-from blueprints import push_service
+from blueprints import apps, push_service
 
 bp = Blueprint("push", __name__, url_prefix="/wechat")
 
 
 @bp.get("/push")
-def verify() -> ResponseReturnValue:
+@bp.get("/push/<appid>")
+def verify(appid: str | None = None) -> ResponseReturnValue:
     """The console's check of the URL: answer echostr when the signature is ours."""
-    return text(push_service().verify_url(request.args))
+    return text(push_service().verify_url(apps().get(appid), request.args))
 
 
 @bp.post("/push")
-def receive() -> ResponseReturnValue:
-    push_service().receive(request.args, request.get_data())
+@bp.post("/push/<appid>")
+def receive(appid: str | None = None) -> ResponseReturnValue:
+    push_service().receive(apps().get(appid), request.args, request.get_data())
     return text("success")  # anything else makes WeChat deliver it again
 
 

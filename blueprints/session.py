@@ -30,8 +30,9 @@ class MiniProgramSession(ServerSideSession):
 
     # The store could not be read: views that need a user answer 503, not 401.
     unavailable: bool = False
-    # Seconds the cookie lives, set by start_session().
+    # Seconds the cookie lives, and its SameSite: set by start_session().
     expires_in: int | None = None
+    samesite: str | None = None
     _retrieve: Callable[[], dict[str, Any] | None] | None = None
 
     @property
@@ -84,7 +85,7 @@ class MiniProgramSessionInterface(ServerSideSessionInterface):
             response.vary.update(("Cookie", "Authorization"))
         if not session.modified:
             return
-        name, attributes = self.get_cookie_name(app), self.cookie_attributes(app)
+        name, attributes = self.get_cookie_name(app), self.cookie_attributes(app, session)
         if not session:  # end_session() has already ended it in the store
             response.delete_cookie(name, **attributes)
             return
@@ -98,13 +99,15 @@ class MiniProgramSessionInterface(ServerSideSessionInterface):
             **attributes,
         )
 
-    def cookie_attributes(self, app: Flask) -> dict[str, Any]:
+    def cookie_attributes(self, app: Flask, session: MiniProgramSession) -> dict[str, Any]:
+        samesite = session.samesite or self.get_cookie_samesite(app)
         return {
             "path": self.get_cookie_path(app),
             "domain": self.get_cookie_domain(app),
-            "secure": self.get_cookie_secure(app),
+            # Browsers drop a SameSite=None cookie that is not Secure.
+            "secure": self.get_cookie_secure(app) or samesite == "None",
             "httponly": self.get_cookie_httponly(app),
-            "samesite": self.get_cookie_samesite(app),
+            "samesite": samesite,
         }
 
     # -- Flask-Session's storage hooks -------------------------------------
@@ -113,7 +116,12 @@ class MiniProgramSessionInterface(ServerSideSessionInterface):
         record = self.store.load(store_id)
         if record is None:
             return None
-        return {"user_id": record.user_id, "profile": record.profile}
+        return {
+            "user_id": record.account_id,
+            "identity_id": record.identity_id,
+            "appid": record.appid,
+            "profile": record.profile,
+        }
 
     def _upsert_session(self, session_lifetime: timedelta, session: Any, store_id: str) -> None:
         """Nothing to write: the login script stored the session, atomically
@@ -135,7 +143,8 @@ def start_session(issued: IssuedSession) -> None:
     session.clear()
     session.sid = issued.token
     session.expires_in = issued.expires_in
-    session["user_id"] = issued.user_id
+    session.samesite = g.app.cookie_samesite
+    session["user_id"] = issued.account_id
 
 
 def end_session(everywhere: bool = False) -> int:
@@ -144,6 +153,7 @@ def end_session(everywhere: bool = False) -> int:
     Returns how many sessions ended."""
     if session.unavailable:
         raise SessionStoreUnavailable()  # the token may still be live: say so
+    session.samesite = g.app.cookie_samesite
     ended = 0
     if g.user is not None:
         login = login_service()

@@ -30,7 +30,7 @@ def profile() -> ResponseReturnValue:
     """What a profile page sends: nickName (from <input type="nickname">),
     gender, city, province, country. Texts pass WeChat's content security
     before anything is stored."""
-    return ok(profile_service().update_profile(g.user.id, body_fields()))
+    return ok(profile_service().update_profile(g.user.identity_id, body_fields()))
 
 
 @bp.post("/avatar")
@@ -39,14 +39,15 @@ def avatar() -> ResponseReturnValue:
     """The file <button open-type="chooseAvatar"> chose, as wx.uploadFile sends
     it; it becomes avatarUrl once WeChat's content security approves it."""
     upload = uploaded_file("file", current_app.config["AVATAR_MAX_BYTES"])
-    result = avatar_service().upload(g.user.id, upload, avatar_base_url())
+    result = avatar_service().upload(g.user.identity_id, upload, avatar_base_url())
     return ok(result, 202 if result["pendingAvatarUrl"] else 200)
 
 
 @bp.delete("")
 @login_required
 def delete() -> ResponseReturnValue:
-    """Erase the account and end all its sessions; a later login starts afresh."""
+    """Erase the account (every identity, in every app) and end all its
+    sessions; a later login starts afresh."""
     account_service().delete(g.user.id, reason="user")
     session.clear()  # its sessions are gone already: this deletes the cookie
     return ok({"deleted": True})
@@ -64,7 +65,8 @@ def bindinfo() -> ResponseReturnValue:
     signature, when sent, are checked too."""
     fields = body_fields()
     profile = profile_service().bind_info(
-        g.user.id,
+        g.app,
+        g.user.identity_id,
         *sealed_fields(fields),
         # rawData is signed byte for byte: it is used exactly as sent.
         raw_data=text_field(fields, "rawData", required=False, max_length=8192, strip=False),
@@ -81,9 +83,11 @@ def bindphone() -> ResponseReturnValue:
     fields = body_fields()
     if fields.get("code") is not None or fields.get("encryptedData") is None:
         code = text_field(fields, "code", max_length=256, pattern=PHONE_CODE)
-        profile = profile_service().bind_phone_code(g.user.id, code)
+        profile = profile_service().bind_phone_code(g.app, g.user.identity_id, code)
     else:
-        profile = profile_service().bind_phone_data(g.user.id, *sealed_fields(fields))
+        profile = profile_service().bind_phone_data(
+            g.app, g.user.identity_id, *sealed_fields(fields)
+        )
     return ok(profile)
 
 

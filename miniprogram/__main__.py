@@ -1,6 +1,7 @@
 """python -m miniprogram [--service URL] [--emulator URL] COMMAND
 
-Commands: login, info, check, bindinfo, bindphone, logout [--all]. The
+Commands: login, info, check, bindinfo, bindphone, profile, avatar, delete,
+logout [--all]. The
 session lives in a storage file
 (default instance/miniprogram-storage.json), as it would in wx storage.
 """
@@ -38,6 +39,15 @@ def parser() -> argparse.ArgumentParser:
     bindphone = commands.add_parser("bindphone", help="bind a phone number")
     bindphone.add_argument("--phone", default="13800138000")
     bindphone.add_argument("--legacy", action="store_true", help="encryptedData, not a code")
+    profile = commands.add_parser("profile", help="PUT /user/profile (a profile page)")
+    profile.add_argument("--nick", help="the nickname, as <input type=nickname> gives it")
+    profile.add_argument("--gender", type=int, choices=(0, 1, 2))
+    profile.add_argument("--city")
+    profile.add_argument("--province")
+    profile.add_argument("--country")
+    avatar = commands.add_parser("avatar", help="POST /user/avatar (chooseAvatar's file)")
+    avatar.add_argument("file", type=Path, help="a JPEG, PNG, WebP or GIF image")
+    commands.add_parser("delete", help="DELETE /user: delete the account")
     logout = commands.add_parser("logout", help="POST /oauth/logout")
     logout.add_argument("--all", action="store_true", help="end every session of the user")
     return p
@@ -65,6 +75,19 @@ def run(args: argparse.Namespace, app: MiniProgram) -> object:
         )
     if args.command == "bindphone":
         return app.bind_phone(args.phone, legacy=args.legacy)
+    if args.command == "profile":
+        fields = {
+            "nickName": args.nick,
+            "gender": args.gender,
+            "city": args.city,
+            "province": args.province,
+            "country": args.country,
+        }
+        return app.set_profile({k: v for k, v in fields.items() if v is not None})
+    if args.command == "avatar":
+        return app.upload_avatar(args.file)
+    if args.command == "delete":
+        return app.delete()
     return app.logout(everywhere=args.all)
 
 

@@ -8,6 +8,7 @@ replay it as a Cookie header (or send the token as a Bearer header), and on a
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -71,15 +72,21 @@ class MiniProgram:
         self.storage.set(TOKEN_KEY, data["token"])
         return data
 
-    def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        files: dict[str, Any] | None = None,
+    ) -> Any:
         """A call that needs the session: one shared re-login on 401, one retry."""
         try:
-            return self._send(method, path, body)
+            return self._send(method, path, body, files)
         except ServiceError as exc:
             if exc.status != 401:
                 raise
         self.login()
-        return self._send(method, path, body)
+        return self._send(method, path, body, files)
 
     def logout(self, everywhere: bool = False) -> Any:
         try:
@@ -93,6 +100,23 @@ class MiniProgram:
 
     def check(self) -> dict[str, Any]:
         return self.request("GET", "/oauth/check")
+
+    def set_profile(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """What a profile page sends after <input type="nickname">."""
+        return self.request("PUT", "/user/profile", fields)
+
+    def upload_avatar(self, image: Path) -> dict[str, Any]:
+        """What wx.uploadFile sends with chooseAvatar's temporary file."""
+        with image.open("rb") as file:
+            return self.request("POST", "/user/avatar", files={"file": (image.name, file.read())})
+
+    def delete(self) -> dict[str, Any]:
+        """DELETE /user; the stored session goes with the account."""
+        try:
+            return self.request("DELETE", "/user")
+        finally:
+            self.storage.remove(TOKEN_KEY)
+            self.cookies.clear()
 
     def bind_info(self, profile: dict[str, Any]) -> dict[str, Any]:
         """What a page does with wx.getUserProfile's result."""
@@ -134,11 +158,18 @@ class MiniProgram:
             self.login()
         return self.storage.get(DEVICE_USER_KEY)
 
-    def _send(self, method: str, path: str, body: dict[str, Any] | None) -> Any:
+    def _send(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None,
+        files: dict[str, Any] | None = None,
+    ) -> Any:
         response = self.http.request(
             method,
             self.service + path,
-            json=body,
+            json=None if files else body,
+            files=files,
             headers=self._auth_headers(),
             timeout=self.timeout,
         )

@@ -58,6 +58,11 @@ class UnsupportedLoginType(ServiceError):
     message = 'Unknown login type; the only supported type is "wxapp".'
 
 
+class UnknownApp(ServiceError):
+    status, slug, code = 400, "unknown_app", 1009
+    message = "X-WX-AppId names an app this service is not configured for (WECHAT_APPS)."
+
+
 class BadRequest(ServiceError):
     status, slug, code = 400, "bad_request", 1004
     message = "The request could not be understood."
@@ -243,6 +248,14 @@ class WeChatVisitExpired(ServiceError):
     message = (
         "WeChat checks content only for users who opened the mini program in the last two "
         "hours: call wx.login, POST the code to /oauth/login, then retry."
+    )
+
+
+class ContentCheckUnavailable(ServiceError):
+    status, slug, code = 409, "content_check_unavailable", 6008
+    message = (
+        "WeChat's content security works through a mini program: log in through one of the "
+        "mini programs once, then retry."
     )
 
 

@@ -11,9 +11,13 @@ import redis
 from limits.storage import Storage
 from sqlalchemy import Engine
 
+import config as settings
+from services.apps import App, Apps, PushSettings
 from services.crypto.opendata import OpenDataCipher
 from services.crypto.sealing import Sealer
+from services.crypto.tokens import TokenMinter
 from services.stores.access_token import AccessTokenStore
+from services.stores.accounts import AccountStore
 from services.stores.avatars import SqlAvatarStorage
 from services.stores.login_codes import LoginCodeLedger
 from services.stores.push_guard import PushGuard
@@ -21,11 +25,12 @@ from services.stores.rate_limits import OpenidRateLimit
 from services.stores.redis import Keys
 from services.stores.session_keys import SessionKeyRing
 from services.stores.sessions import SessionStore
-from services.stores.users import UserStore
 from services.usecases.accounts import AccountService
 from services.usecases.avatars import AvatarService, AvatarSettings
+from services.usecases.content import ContentSecurity
 from services.usecases.login import LoginService
 from services.usecases.profile import ProfileService
+from services.usecases.publishing import AvatarFiles, Publisher
 from services.usecases.push import PushService
 from services.usecases.readiness import Readiness
 from services.wechat import WeChatClient, http_session
@@ -33,6 +38,7 @@ from services.wechat import WeChatClient, http_session
 
 @dataclass(frozen=True)
 class ServiceGraph:
+    apps: Apps
     login: LoginService
     profile: ProfileService
     avatars: AvatarService
@@ -47,21 +53,15 @@ def build_graph(
     config: Mapping[str, Any], client: redis.Redis, engine: Engine, limits: Storage
 ) -> ServiceGraph:
     keys = Keys(config["REDIS_KEY_PREFIX"])
-    wechat = WeChatClient(
-        appid=config["WECHAT_APPID"],
-        secret=config["WECHAT_SECRET"],
-        api_base=config["WECHAT_API_BASE"],
-        http=http_session(),
-        timeout=(config["WECHAT_CONNECT_TIMEOUT"], config["WECHAT_READ_TIMEOUT"]),
-        retry_backoff=config["WECHAT_RETRY_BACKOFF"],
-    )
-    users = UserStore(engine)
+    apps = Apps([_app(app, config, client, keys) for app in settings.wechat_apps(config)])
+    accounts = AccountStore(engine)
     sessions = SessionStore(
         client,
         keys=keys,
+        tokens=TokenMinter(config["SECRET_KEY"]),
         ttl=config["SESSION_TTL"],
         renew_interval=config["SESSION_RENEW_INTERVAL"],
-        max_per_user=config["SESSIONS_PER_USER"],
+        max_per_identity=config["SESSIONS_PER_USER"],
         dedup_window=config["LOGIN_DEDUP_WINDOW"],
     )
     session_keys = SessionKeyRing(
@@ -71,42 +71,17 @@ def build_graph(
         history=config["SESSION_KEY_HISTORY"],
         ttl=config["SESSION_TTL"],
     )
-    access_token = AccessTokenStore(client, keys=keys, fetch=wechat.stable_token)
-    # An attempt owns a code for as long as one exchange can take.
-    exchange_time = 2 * (config["WECHAT_CONNECT_TIMEOUT"] + config["WECHAT_READ_TIMEOUT"])
-    login_codes = LoginCodeLedger(
-        client,
-        keys=keys,
-        sealer=Sealer(config["SECRET_KEY"], "login code exchange"),
-        appid=config["WECHAT_APPID"],
-        replay_ttl=config["LOGIN_CODE_REPLAY_TTL"],
-        pending_ttl=exchange_time + config["WECHAT_RETRY_BACKOFF"] + 5,
-    )
-    login = LoginService(
-        wechat=wechat,
-        users=users,
-        sessions=sessions,
-        session_keys=session_keys,
-        access_token=access_token,
-        login_codes=login_codes,
-        openid_limit=OpenidRateLimit(limits, config["LOGIN_RATE_LIMIT_OPENID"]),
-    )
-    profile = ProfileService(
-        users=users,
-        sessions=sessions,
-        session_keys=session_keys,
-        cipher=OpenDataCipher(config["WECHAT_APPID"], max_age=config["WECHAT_WATERMARK_MAX_AGE"]),
-        wechat=wechat,
-        access_token=access_token,
-        review_policy=config["PROFILE_REVIEW_POLICY"],
-    )
+    storage = SqlAvatarStorage(engine)
+    files = AvatarFiles(accounts, storage)
+    publisher = Publisher(accounts, sessions, files)
+    content = ContentSecurity(apps, accounts, config["PROFILE_REVIEW_POLICY"])
     push_guard = PushGuard(client, keys=keys, window=2 * config["PUSH_MAX_AGE"])
     avatars = AvatarService(
-        users=users,
-        sessions=sessions,
-        storage=SqlAvatarStorage(engine),
-        wechat=wechat,
-        access_token=access_token,
+        accounts=accounts,
+        storage=storage,
+        files=files,
+        content=content,
+        publisher=publisher,
         push_guard=push_guard,
         settings=AvatarSettings(
             max_pixels=config["AVATAR_MAX_PIXELS"],
@@ -115,24 +90,68 @@ def build_graph(
             review_policy=config["PROFILE_REVIEW_POLICY"],
         ),
     )
-    accounts = AccountService(
-        users=users, sessions=sessions, session_keys=session_keys, avatars=avatars
-    )
-    push = PushService(
-        appid=config["WECHAT_APPID"],
-        token=config["WECHAT_PUSH_TOKEN"],
-        aes_key=config["WECHAT_PUSH_AES_KEY"],
-        max_age=config["PUSH_MAX_AGE"],
-        guard=push_guard,
-        avatars=avatars,
+    account_service = AccountService(
         accounts=accounts,
+        sessions=sessions,
+        session_keys=session_keys,
+        avatar_files=files,
+        publisher=publisher,
     )
     return ServiceGraph(
-        login=login,
-        profile=profile,
+        apps=apps,
+        login=LoginService(
+            apps=apps,
+            accounts=accounts,
+            sessions=sessions,
+            session_keys=session_keys,
+            openid_limit=OpenidRateLimit(limits, config["LOGIN_RATE_LIMIT_OPENID"]),
+            publisher=publisher,
+        ),
+        profile=ProfileService(
+            accounts=accounts, session_keys=session_keys, content=content, publisher=publisher
+        ),
         avatars=avatars,
-        accounts=accounts,
-        push=push,
+        accounts=account_service,
+        push=PushService(
+            max_age=config["PUSH_MAX_AGE"],
+            guard=push_guard,
+            avatars=avatars,
+            accounts=account_service,
+        ),
         readiness=Readiness(client, engine),
         sessions=sessions,
+    )
+
+
+def _app(
+    app: settings.WeChatApp, config: Mapping[str, Any], client: redis.Redis, keys: Keys
+) -> App:
+    wechat = WeChatClient(
+        appid=app.appid,
+        secret=app.secret,
+        api_base=config["WECHAT_API_BASE"],
+        http=http_session(),
+        timeout=(config["WECHAT_CONNECT_TIMEOUT"], config["WECHAT_READ_TIMEOUT"]),
+        retry_backoff=config["WECHAT_RETRY_BACKOFF"],
+    )
+    # An attempt owns a code for as long as one exchange can take.
+    exchange_time = 2 * (config["WECHAT_CONNECT_TIMEOUT"] + config["WECHAT_READ_TIMEOUT"])
+    return App(
+        appid=app.appid,
+        kind=app.kind,
+        wechat=wechat,
+        access_token=AccessTokenStore(
+            client, keys=keys, appid=app.appid, fetch=wechat.stable_token
+        ),
+        login_codes=LoginCodeLedger(
+            client,
+            keys=keys,
+            sealer=Sealer(config["SECRET_KEY"], "login code exchange"),
+            appid=app.appid,
+            replay_ttl=config["LOGIN_CODE_REPLAY_TTL"],
+            pending_ttl=exchange_time + config["WECHAT_RETRY_BACKOFF"] + 5,
+        ),
+        cipher=OpenDataCipher(app.appid, max_age=config["WECHAT_WATERMARK_MAX_AGE"]),
+        push=PushSettings(token=app.push_token, aes_key=app.push_aes_key),
+        cookie_samesite=app.cookie_samesite,
     )

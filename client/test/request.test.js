@@ -32,6 +32,7 @@ function device(session = {}) {
 const EMPTY_PROFILE = {
   nickName: null, avatarUrl: null, gender: null, city: null, province: null, country: null,
   language: null, phoneNumber: null, purePhoneNumber: null, countryCode: null,
+  avatarReview: null,
 };
 
 // wx.request options the client has no business with: they must arrive as given.

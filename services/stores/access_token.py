@@ -1,4 +1,4 @@
-"""One access_token for every worker and instance, cached in Redis.
+"""One access_token per app for every worker and instance, cached in Redis.
 
 Processes that each fetch their own token invalidate one another (40001), so
 exactly one process fetches: it takes a Redis lock, checks again that nobody
@@ -31,6 +31,7 @@ class AccessTokenStore:
         client: redis.Redis,
         *,
         keys: Keys,
+        appid: str,
         fetch: Callable[[], StableToken],
         refresh_ahead: int = 300,
         # Longer than a fetch can take (two attempts of connect + read timeout),
@@ -41,6 +42,8 @@ class AccessTokenStore:
     ) -> None:
         self.redis = client
         self.keys = keys
+        self.key = keys.access_token(appid)
+        self.lock_key = keys.access_token_lock(appid)
         self.fetch = fetch
         self.refresh_ahead = refresh_ahead
         self.lock_ttl = lock_ttl
@@ -79,13 +82,13 @@ class AccessTokenStore:
     def invalidate(self, access_token: str) -> bool:
         """Drop the cached access_token, but only if it is still this one."""
         with guard():
-            return compare_and_set(self._compare_and_set, self.keys.access_token(), access_token)
+            return compare_and_set(self._compare_and_set, self.key, access_token)
 
     def _cached(self) -> tuple[str | None, float]:
         with guard():
             pipe = self.redis.pipeline(transaction=False)
-            pipe.get(self.keys.access_token())
-            pipe.pttl(self.keys.access_token())
+            pipe.get(self.key)
+            pipe.pttl(self.key)
             value, pttl = pipe.execute()
         return value, pttl / 1000
 
@@ -96,16 +99,14 @@ class AccessTokenStore:
             lock_id = secrets.token_hex(16)
             with guard():
                 locked = self.redis.set(
-                    self.keys.access_token_lock(), lock_id, nx=True, px=int(self.lock_ttl * 1000)
+                    self.lock_key, lock_id, nx=True, px=int(self.lock_ttl * 1000)
                 )
             if locked:
                 try:
                     return self._fetch_unless_refreshed()
                 finally:
                     with guard():
-                        compare_and_set(
-                            self._compare_and_set, self.keys.access_token_lock(), lock_id
-                        )
+                        compare_and_set(self._compare_and_set, self.lock_key, lock_id)
             if usable is not None:
                 return usable  # another process is refreshing; this one is still valid
             time.sleep(self.poll)
@@ -122,6 +123,6 @@ class AccessTokenStore:
             return value  # someone refreshed between our read and our lock
         fetched = self.fetch()
         with guard():
-            self.redis.set(self.keys.access_token(), fetched.value, ex=fetched.expires_in)
+            self.redis.set(self.key, fetched.value, ex=fetched.expires_in)
         log.info("fetched a new access_token (expires in %ss)", fetched.expires_in)
         return fetched.value

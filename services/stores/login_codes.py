@@ -21,13 +21,19 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import redis
 
 from services.crypto.sealing import Sealer
 from services.stores.redis import Keys, compare_and_set, guard, load_script
-from services.wechat import Code2Session
+from services.wechat import Code2Session, OAuthLogin
+
+# What a code was exchanged for, by the kind of app.
+EXCHANGES: dict[str, type[Code2Session] | type[OAuthLogin]] = {
+    "code2session": Code2Session,
+    "oauth": OAuthLogin,
+}
 
 
 @dataclass(frozen=True)
@@ -89,17 +95,18 @@ class LoginCodeLedger:
         """Give the code back untouched (WeChat never accepted it)."""
         self._swap(js_code, pending.raw, "", 0)
 
-    def record_exchange(self, js_code: str, result: Code2Session) -> None:
-        sealed = self.sealer.seal(json.dumps([result.openid, result.session_key, result.unionid]))
+    def record_exchange(self, js_code: str, result: Code2Session | OAuthLogin) -> None:
+        kind = next(name for name, cls in EXCHANGES.items() if isinstance(result, cls))
+        sealed = self.sealer.seal(json.dumps({kind: asdict(result)}, ensure_ascii=False))
         self._set(js_code, _state("exchanged", sealed))
 
-    def open_exchange(self, exchanged: CodeState) -> Code2Session | None:
+    def open_exchange(self, exchanged: CodeState) -> Code2Session | OAuthLogin | None:
         """The sealed exchange, or None if it was sealed under another SECRET_KEY."""
         opened = self.sealer.open(exchanged.value)
         if opened is None:
             return None
-        openid, session_key, unionid = json.loads(opened)
-        return Code2Session(openid=openid, session_key=session_key, unionid=unionid)
+        ((kind, fields),) = json.loads(opened).items()
+        return EXCHANGES[kind](**fields)
 
     def record_session(self, js_code: str, token: str) -> None:
         self._set(js_code, _state("session", token))

@@ -1,4 +1,9 @@
-"""The tables. The schema is made by the Alembic history in migrations/."""
+"""The tables. The schema is made by the Alembic history in migrations/.
+
+An account is a person: one profile, one phone number, at most one unionid.
+An identity is that person in one app (appid, openid); identities with the
+same unionid belong to one account (README "Accounts and identities").
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,8 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     DateTime,
+    ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     SmallInteger,
@@ -17,20 +24,21 @@ from sqlalchemy import (
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-# openid and unionid are case-sensitive: "oAb" and "oab" are different users.
-# MySQL's utf8mb4_unicode_ci would fold them together under the unique index.
+# openid, unionid and appid are case-sensitive: "oAb" and "oab" are different
+# users. MySQL's utf8mb4_unicode_ci would fold them together under an index.
 WeChatId = String(64).with_variant(
     mysql.VARCHAR(64, charset="ascii", collation="ascii_bin"), "mysql", "mariadb"
 )
 # SQLite only autoincrements INTEGER PRIMARY KEY.
-UserId = BigInteger().with_variant(Integer(), "sqlite")
+RowId = BigInteger().with_variant(Integer(), "sqlite")
 # Content hashes and WeChat's trace ids: ASCII, compared byte for byte.
-AsciiId = String(64).with_variant(
-    mysql.VARCHAR(64, charset="ascii", collation="ascii_bin"), "mysql", "mariadb"
-)
+AsciiId = WeChatId
 # MySQL's BLOB stops at 64 KB.
 Blob = LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
 MYSQL_TABLE = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}
+# A deleted row's id is never handed to anyone else (Redis keys and sessions
+# name accounts and identities by id); SQLite would reuse the largest.
+NO_REUSE = {"sqlite_autoincrement": True}
 
 # Profile fields in the order /user/info shows them: (column, WeChat's name).
 PROFILE_FIELDS: tuple[tuple[str, str], ...] = (
@@ -55,24 +63,17 @@ class Base(DeclarativeBase):
     pass
 
 
-class User(Base):
-    __tablename__ = "users"
+class Account(Base):
+    __tablename__ = "accounts"
     __table_args__ = (
-        UniqueConstraint("openid", name="uq_users_openid"),
-        UniqueConstraint("avatar_trace_id", name="uq_users_avatar_trace_id"),
-        {
-            "mysql_engine": "InnoDB",
-            "mysql_charset": "utf8mb4",
-            "mysql_collate": "utf8mb4_unicode_ci",
-            # A deleted user's id is never handed to anyone else (Redis keys
-            # and sessions name users by id); SQLite would reuse the largest.
-            "sqlite_autoincrement": True,
-        },
+        UniqueConstraint("unionid", name="uq_accounts_unionid"),
+        UniqueConstraint("avatar_trace_id", name="uq_accounts_avatar_trace_id"),
+        {**MYSQL_TABLE, "mysql_collate": "utf8mb4_unicode_ci", **NO_REUSE},
     )
 
-    id: Mapped[int] = mapped_column(UserId, primary_key=True, autoincrement=True)
-    openid: Mapped[str] = mapped_column(WeChatId)
-    unionid: Mapped[str | None] = mapped_column(WeChatId, index=True)
+    id: Mapped[int] = mapped_column(RowId, primary_key=True, autoincrement=True)
+    # Set once any identity of the account revealed it.
+    unionid: Mapped[str | None] = mapped_column(WeChatId)
     nick_name: Mapped[str | None] = mapped_column(String(255))
     avatar_url: Mapped[str | None] = mapped_column(String(1024))
     gender: Mapped[int | None] = mapped_column(SmallInteger)
@@ -103,9 +104,30 @@ class User(Base):
         return profile
 
 
+class Identity(Base):
+    """The person in one app: its openid there, and the unionid when WeChat gave one."""
+
+    __tablename__ = "identities"
+    __table_args__ = (
+        UniqueConstraint("appid", "openid", name="uq_identities_appid_openid"),
+        Index("ix_identities_account_id", "account_id"),
+        Index("ix_identities_unionid", "unionid"),
+        {**MYSQL_TABLE, **NO_REUSE},
+    )
+
+    id: Mapped[int] = mapped_column(RowId, primary_key=True, autoincrement=True)
+    account_id: Mapped[int] = mapped_column(
+        RowId, ForeignKey("accounts.id", ondelete="CASCADE", name="fk_identities_account_id")
+    )
+    appid: Mapped[str] = mapped_column(WeChatId)
+    openid: Mapped[str] = mapped_column(WeChatId)
+    unionid: Mapped[str | None] = mapped_column(WeChatId)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class Avatar(Base):
     """An avatar image as this service serves it: re-encoded JPEG, keyed by the
-    SHA-256 of its bytes. Shared by users who uploaded the same picture."""
+    SHA-256 of its bytes. Shared by accounts that uploaded the same picture."""
 
     __tablename__ = "avatars"
     __table_args__ = (MYSQL_TABLE,)
@@ -124,7 +146,7 @@ class Deletion(Base):
     __tablename__ = "deletions"
     __table_args__ = (MYSQL_TABLE,)
 
-    id: Mapped[int] = mapped_column(UserId, primary_key=True, autoincrement=True)
-    user_id: Mapped[int] = mapped_column(BigInteger)
+    id: Mapped[int] = mapped_column(RowId, primary_key=True, autoincrement=True)
+    account_id: Mapped[int] = mapped_column(BigInteger)
     reason: Mapped[str] = mapped_column(String(32))
     deleted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

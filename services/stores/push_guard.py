@@ -19,9 +19,9 @@ class PushGuard:
         self.window = window
         self.event_window = max(window, 24 * 3600)
 
-    def first_delivery(self, timestamp: str, nonce: str, signature: str) -> bool:
+    def first_delivery(self, appid: str, timestamp: str, nonce: str, signature: str) -> bool:
         """False if this exact request (timestamp, nonce, signature) was seen."""
-        return self._first("request", self.window, timestamp, nonce, signature)
+        return self._first("request", self.window, appid, timestamp, nonce, signature)
 
     def first_event(self, *identity: str) -> bool:
         """False if this event (WeChat's own identity of it) was handled."""

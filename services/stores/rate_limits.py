@@ -20,10 +20,11 @@ class OpenidRateLimit:
         self.item = parse(limit)
         self.limiter = MovingWindowRateLimiter(storage)
 
-    def hit(self, openid: str) -> None:
-        """Count one login of this user; over the limit is RateLimited. The key
-        holds a hash of the openid: no openid is written to Redis."""
-        who = hashlib.sha256(openid.encode()).hexdigest()[:32]
+    def hit(self, appid: str, openid: str) -> None:
+        """Count one login of this user in this app; over the limit is
+        RateLimited. The key holds a hash of the openid: no openid is written
+        to Redis."""
+        who = hashlib.sha256(f"{appid}:{openid}".encode()).hexdigest()[:32]
         with guard():
             if self.limiter.hit(self.item, "login", "openid", who):
                 return

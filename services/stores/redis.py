@@ -6,6 +6,8 @@ Connecting (URLs, timeouts) is infrastructure: see infra/redis.py.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,34 +23,26 @@ LUA_DIR = Path(__file__).with_name("lua")
 
 
 class Keys:
-    """Every Redis key the service writes, under one prefix."""
+    """Every Redis key the service writes, under one prefix.
+
+    What one identity owns (its sessions, their index, its session_keys...)
+    shares one hash tag, `{<tag>}`, so every script and pipeline touches one
+    slot of a Redis Cluster; a session's token starts with that tag, so a
+    token finds its slot without a lookup.
+    """
 
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
 
-    def session_prefix(self) -> str:
-        return f"{self.prefix}session:"
-
     def session(self, token: str) -> str:
-        return f"{self.session_prefix()}{token}"
+        return f"{self.prefix}{{{token[:TAG_LENGTH]}}}:session:{token}"
 
-    def user_sessions(self, user_id: int) -> str:
-        return f"{self.prefix}user:{user_id}:sessions"
+    def session_prefix(self, tag: str) -> str:
+        return f"{self.prefix}{{{tag}}}:session:"
 
-    def user_login(self, user_id: int) -> str:
-        return f"{self.prefix}user:{user_id}:login"
-
-    def user_profile(self, user_id: int) -> str:
-        return f"{self.prefix}user:{user_id}:profile"
-
-    def user_session_keys(self, user_id: int) -> str:
-        return f"{self.prefix}user:{user_id}:session_keys"
-
-    def user_deleted(self, user_id: int) -> str:
-        return f"{self.prefix}user:{user_id}:deleted"
-
-    def push(self, kind: str, digest: str) -> str:
-        return f"{self.prefix}push:{kind}:{digest}"
+    def identity(self, identity_id: int, what: str) -> str:
+        """what: sessions | login | profile | session_keys | deleted."""
+        return f"{self.prefix}{{{identity_tag(identity_id)}}}:identity:{identity_id}:{what}"
 
     def login_code(self, digest: str) -> str:
         return f"{self.prefix}code:{digest}"
@@ -57,11 +51,24 @@ class Keys:
         """Prefix for the rate limiters' counters (the `limits` library's keys)."""
         return f"{self.prefix}limits"
 
-    def access_token(self) -> str:
-        return f"{self.prefix}access_token"
+    def access_token(self, appid: str) -> str:
+        return f"{self.prefix}{{app:{appid}}}:access_token"
 
-    def access_token_lock(self) -> str:
-        return f"{self.prefix}access_token:lock"
+    def access_token_lock(self, appid: str) -> str:
+        return f"{self.prefix}{{app:{appid}}}:access_token:lock"
+
+    def push(self, kind: str, digest: str) -> str:
+        return f"{self.prefix}push:{kind}:{digest}"
+
+
+# An identity's hash tag: a few characters of a hash of its id, so tags
+# spread evenly over the cluster's slots and say nothing about the id.
+TAG_LENGTH = 4
+
+
+def identity_tag(identity_id: int) -> str:
+    digest = hashlib.sha256(f"identity:{identity_id}".encode()).digest()
+    return base64.b32encode(digest).decode("ascii")[:TAG_LENGTH].lower()
 
 
 def load_script(client: redis.Redis, name: str) -> Script:

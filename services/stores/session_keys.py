@@ -1,4 +1,5 @@
-"""The few most recent session_keys of each user, newest first, in Redis.
+"""The few most recent session_keys of each identity (a user in one mini
+program: session_keys are per app), newest first, in Redis.
 
 WeChat may hand out a new session_key on any wx.login, and data the client
 encrypted a moment earlier is still under the previous one, so decryption
@@ -43,9 +44,9 @@ class SessionKeyRing:
         self.clock = clock
         self.sealer = sealer
 
-    def record(self, user_id: int, session_key: str) -> None:
-        """Remember a session_key as the user's newest; forget the oldest."""
-        key = self.keys.user_session_keys(user_id)
+    def record(self, identity_id: int, session_key: str) -> None:
+        """Remember a session_key as the identity's newest; forget the oldest."""
+        key = self.keys.identity(identity_id, "session_keys")
         with guard():
             pipe = self.redis.pipeline(transaction=True)
             pipe.zadd(key, {self.sealer.seal(session_key): self.clock()})
@@ -53,11 +54,14 @@ class SessionKeyRing:
             pipe.expire(key, self.ttl)
             pipe.execute()
 
-    def recent(self, user_id: int) -> list[RecentKey]:
+    def recent(self, identity_id: int) -> list[RecentKey]:
         """Newest first. Entries sealed under another SECRET_KEY are skipped."""
         with guard():
             entries = self.redis.zrevrange(
-                self.keys.user_session_keys(user_id), 0, self.history - 1, withscores=True
+                self.keys.identity(identity_id, "session_keys"),
+                0,
+                self.history - 1,
+                withscores=True,
             )
         now = self.clock()
         found = []
@@ -67,10 +71,10 @@ class SessionKeyRing:
                 found.append(RecentKey(session_key=session_key, age=max(0.0, now - seen_at)))
         return found
 
-    def forget(self, user_id: int) -> None:
+    def forget(self, identity_id: int) -> None:
         with guard():
-            self.redis.delete(self.keys.user_session_keys(user_id))
+            self.redis.delete(self.keys.identity(identity_id, "session_keys"))
 
-    def newest(self, user_id: int) -> str | None:
-        recent = self.recent(user_id)
+    def newest(self, identity_id: int) -> str | None:
+        recent = self.recent(identity_id)
         return recent[0].session_key if recent else None

@@ -1,19 +1,17 @@
 """Server-side sessions in Redis.
 
-A session is a hash `session:<token>` holding only what the server needs to
-answer without the database: the user id and a copy of the profile that
-/user/info shows, tagged with the profile's version. The client holds only its
-token. Each user has a bounded index of live sessions (for logout-everywhere
-and for pushing a new profile into every session) and a short-lived pointer
-to the newest session (for collapsing parallel logins into one). See README
-"Session model".
+A session is a hash holding only what the server needs to answer without the
+database: the account id, the identity and app it was issued for, and a copy
+of the profile /user/info shows, tagged with the profile's version. The
+client holds only its token (services/crypto/tokens.py). Each identity has a
+bounded index of live sessions (for logout-everywhere and for pushing a new
+profile into every session) and a short-lived pointer to its newest session
+(for collapsing parallel logins into one). See README "Session model".
 """
 
 from __future__ import annotations
 
 import json
-import re
-import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,15 +20,12 @@ from typing import Any
 import redis
 
 from services import errors
-from services.stores.redis import Keys, guard, load_script
+from services.crypto.tokens import TokenMinter
+from services.stores.redis import Keys, guard, identity_tag, load_script
 
-# Long enough for any login that read a user row before its deletion to
+# Long enough for any login that read an account before its deletion to
 # reach the issue script (gunicorn's request timeout is 30 s).
 DELETION_MARK_TTL = 300
-# secrets.token_urlsafe(32): 256 random bits in 43 URL-safe characters, with no
-# '=' or '&' that mini program cookie interceptors would mangle.
-TOKEN_BYTES = 32
-TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}")
 
 
 @dataclass(frozen=True)
@@ -38,7 +33,7 @@ class IssuedSession:
     """What a login hands the client: its token, and for how long it lives."""
 
     token: str = field(repr=False)
-    user_id: int
+    account_id: int
     expires_in: int
     reused: bool
 
@@ -48,17 +43,11 @@ class SessionRecord:
     """A live session as stored."""
 
     token: str = field(repr=False)
-    user_id: int
+    account_id: int
+    identity_id: int
+    appid: str
     profile: dict[str, Any]
     profile_version: int
-
-
-def is_token(value: str) -> bool:
-    return bool(TOKEN_PATTERN.fullmatch(value))
-
-
-def new_token() -> str:
-    return secrets.token_urlsafe(TOKEN_BYTES)
 
 
 class SessionStore:
@@ -67,58 +56,65 @@ class SessionStore:
         client: redis.Redis,
         *,
         keys: Keys,
+        tokens: TokenMinter,
         ttl: int,
         renew_interval: int,
-        max_per_user: int,
+        max_per_identity: int,
         dedup_window: int = 0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.redis = client
         self.keys = keys
+        self.tokens = tokens
         self.ttl = ttl
         self.renew_interval = renew_interval
-        self.max_per_user = max_per_user
+        self.max_per_identity = max_per_identity
         self.dedup_window = dedup_window
         self.clock = clock
         self._issue = load_script(client, "issue_session")
         self._renew = load_script(client, "renew_session")
         self._revoke = load_script(client, "revoke_session")
-        self._revoke_user = load_script(client, "revoke_user")
+        self._revoke_identity = load_script(client, "revoke_identity")
         self._sync = load_script(client, "sync_profile")
 
-    def issue(self, user_id: int, profile: dict[str, Any], version: int) -> IssuedSession:
-        """A fresh session, or within the de-duplication window the user's
-        newest one (so parallel logins of one user share a token)."""
+    def issue(
+        self,
+        *,
+        identity_id: int,
+        account_id: int,
+        appid: str,
+        profile: dict[str, Any],
+        version: int,
+    ) -> IssuedSession:
+        """A fresh session, or within the de-duplication window the identity's
+        newest one (so parallel logins of one user in one app share a token)."""
+        tag = identity_tag(identity_id)
         with guard():
             token, *rest = self._issue(
-                keys=[
-                    self.keys.user_sessions(user_id),
-                    self.keys.user_login(user_id),
-                    self.keys.user_profile(user_id),
-                    self.keys.user_deleted(user_id),
-                ],
+                keys=self._identity_keys(identity_id),
                 args=[
-                    self.keys.session_prefix(),
-                    new_token(),
+                    self.keys.session_prefix(tag),
+                    self.tokens.mint(tag),
                     self.ttl,
                     self.dedup_window,
                     int(self.clock()),
-                    self.max_per_user,
-                    user_id,
+                    self.max_per_identity,
+                    account_id,
                     version,
                     _dump(profile),
+                    identity_id,
+                    appid,
                 ],
             )
         if token is None:
             raise errors.AccountDeleted()
-        return IssuedSession(
-            token=token, user_id=user_id, expires_in=self.ttl, reused=bool(rest[0])
-        )
+        return IssuedSession(token, account_id, self.ttl, reused=bool(rest[0]))
 
     def load(self, token: str) -> SessionRecord | None:
         """One round trip, two commands; the expiry slides at most once per
-        renew interval, and reading never rewrites the session."""
-        if not is_token(token):
+        renew interval, and reading never rewrites the session. A token this
+        service did not mint is refused without asking Redis."""
+        if not self.tokens.valid(token):
             return None
         key = self.keys.session(token)
         with guard():
@@ -129,7 +125,7 @@ class SessionStore:
             record = _record(token, data)
             if record and 0 <= pttl < (self.ttl - self.renew_interval) * 1000:
                 self._renew(
-                    keys=[key, self.keys.user_sessions(record.user_id)],
+                    keys=[key, self.keys.identity(record.identity_id, "sessions")],
                     args=[self.ttl, int(self.clock()), token],
                 )
         return record
@@ -137,75 +133,78 @@ class SessionStore:
     def reissue(self, token: str) -> IssuedSession | None:
         """The live session behind `token`, as a login hands it out again
         (with the time it has left), or None if it has ended."""
-        if not is_token(token):
+        if not self.tokens.valid(token):
             return None
         key = self.keys.session(token)
         with guard():
             pipe = self.redis.pipeline(transaction=False)
             pipe.hget(key, "uid")
             pipe.ttl(key)
-            user_id, ttl = pipe.execute()
-        if user_id is None or ttl <= 0:
+            account_id, ttl = pipe.execute()
+        if account_id is None or ttl <= 0:
             return None
-        return IssuedSession(token=token, user_id=int(user_id), expires_in=ttl, reused=True)
+        return IssuedSession(token, int(account_id), ttl, reused=True)
 
     def revoke(self, token: str) -> bool:
         """End one session; True if it was live."""
-        if not is_token(token):
+        if not self.tokens.valid(token):
             return False
         key = self.keys.session(token)
         with guard():
-            user_id = self.redis.hget(key, "uid")
-            if user_id is None:
+            identity_id = self.redis.hget(key, "iid")
+            if identity_id is None:
                 return False
-            return bool(
-                self._revoke(
-                    keys=[
-                        key,
-                        self.keys.user_sessions(int(user_id)),
-                        self.keys.user_login(int(user_id)),
-                    ],
-                    args=[token],
-                )
-            )
+            sessions, login, *_ = self._identity_keys(int(identity_id))
+            return bool(self._revoke(keys=[key, sessions, login], args=[token]))
 
-    def revoke_user(self, user_id: int) -> int:
-        """End every session of the user; how many were live."""
-        return self._end_user(user_id, mark_ttl=0)
+    def revoke_identity(self, identity_id: int) -> int:
+        """End every session of the identity; how many were live."""
+        return self._end_identity(identity_id, mark_ttl=0)
 
-    def forget_user(self, user_id: int) -> int:
-        """For a user being deleted: end every session, drop the profile
-        snapshot, and refuse the user new sessions for a while (a login that
-        read the row before it went). How many sessions were live."""
-        return self._end_user(user_id, mark_ttl=DELETION_MARK_TTL)
+    def forget_identity(self, identity_id: int) -> int:
+        """For an account being deleted: end every session of the identity,
+        drop its profile snapshot, and refuse it new sessions for a while (a
+        login that read the account before it went). How many were live."""
+        return self._end_identity(identity_id, mark_ttl=DELETION_MARK_TTL)
 
-    def _end_user(self, user_id: int, mark_ttl: int) -> int:
+    def live_tokens(self, identity_id: int) -> list[str]:
         with guard():
-            return int(
-                self._revoke_user(
-                    keys=[
-                        self.keys.user_sessions(user_id),
-                        self.keys.user_login(user_id),
-                        self.keys.user_profile(user_id),
-                        self.keys.user_deleted(user_id),
-                    ],
-                    args=[self.keys.session_prefix(), mark_ttl],
-                )
-            )
+            return list(self.redis.zrange(self.keys.identity(identity_id, "sessions"), 0, -1))
 
-    def live_tokens(self, user_id: int) -> list[str]:
-        with guard():
-            return list(self.redis.zrange(self.keys.user_sessions(user_id), 0, -1))
-
-    def sync_profile(self, user_id: int, profile: dict[str, Any], version: int) -> int:
-        """Put a newer profile into every live session of the user."""
+    def sync_profile(
+        self, identity_id: int, account_id: int, profile: dict[str, Any], version: int
+    ) -> int:
+        """Put a newer profile (and its account id) into every live session of
+        the identity."""
+        sessions, _, snapshot, _ = self._identity_keys(identity_id)
         with guard():
             return int(
                 self._sync(
-                    keys=[self.keys.user_sessions(user_id), self.keys.user_profile(user_id)],
-                    args=[self.keys.session_prefix(), version, _dump(profile), self.ttl],
+                    keys=[sessions, snapshot],
+                    args=[
+                        self.keys.session_prefix(identity_tag(identity_id)),
+                        version,
+                        _dump(profile),
+                        self.ttl,
+                        account_id,
+                    ],
                 )
             )
+
+    def _end_identity(self, identity_id: int, mark_ttl: int) -> int:
+        with guard():
+            return int(
+                self._revoke_identity(
+                    keys=self._identity_keys(identity_id),
+                    args=[self.keys.session_prefix(identity_tag(identity_id)), mark_ttl],
+                )
+            )
+
+    def _identity_keys(self, identity_id: int) -> list[str]:
+        return [
+            self.keys.identity(identity_id, what)
+            for what in ("sessions", "login", "profile", "deleted")
+        ]
 
 
 def _dump(profile: dict[str, Any]) -> str:
@@ -216,7 +215,9 @@ def _record(token: str, data: dict[str, str]) -> SessionRecord | None:
     try:
         return SessionRecord(
             token=token,
-            user_id=int(data["uid"]),
+            account_id=int(data["uid"]),
+            identity_id=int(data["iid"]),
+            appid=data["app"],
             profile=json.loads(data["profile"]),
             profile_version=int(data["pv"]),
         )

@@ -1,9 +1,10 @@
 """Deleting an account, and what WeChat tells us a user withdrew.
 
 Deletion erases everything personal (profile, phone, unionid, avatar files,
-session_keys), ends every session at once on every worker and instance, and
-frees the openid: a later login starts a fresh, empty account. What is kept:
-a row in `deletions` with the old user id, the reason and the time.
+session_keys, every identity), ends every session in every app at once on
+every worker and instance, and frees the openids: a later login starts a
+fresh, empty account. What is kept: a row in `deletions` with the old account
+id, the reason and the time.
 """
 
 from __future__ import annotations
@@ -12,11 +13,10 @@ import logging
 import re
 from collections.abc import Iterable
 
+from services.stores.accounts import AVATAR_COLUMNS, AccountStore
 from services.stores.session_keys import SessionKeyRing
 from services.stores.sessions import SessionStore
-from services.stores.users import AVATAR_COLUMNS, UserStore
-from services.usecases.avatars import AvatarService
-from services.usecases.profile import publish
+from services.usecases.publishing import AvatarFiles, Publisher
 
 log = logging.getLogger(__name__)
 
@@ -36,48 +36,66 @@ class AccountService:
     def __init__(
         self,
         *,
-        users: UserStore,
+        accounts: AccountStore,
         sessions: SessionStore,
         session_keys: SessionKeyRing,
-        avatars: AvatarService,
+        avatar_files: AvatarFiles,
+        publisher: Publisher,
     ) -> None:
-        self.users = users
+        self.accounts = accounts
         self.sessions = sessions
         self.session_keys = session_keys
-        self.avatars = avatars
+        self.avatar_files = avatar_files
+        self.publisher = publisher
 
-    def delete(self, user_id: int, reason: str) -> bool:
+    def delete(self, account_id: int, reason: str) -> bool:
         """Idempotent: False when there was nothing left to delete."""
+        identities = self.accounts.identities(account_id)
         # Sessions first: from here on no request sees the account.
-        self.sessions.forget_user(user_id)
-        deleted = self.users.delete(user_id, reason)
-        self.session_keys.forget(user_id)
+        for identity in identities:
+            self.sessions.forget_identity(identity.id)
+        deleted = self.accounts.delete(account_id, reason)
+        for identity in identities:
+            self.session_keys.forget(identity.id)
         if deleted is None:
             return False
         for avatar_hash in {deleted.avatar_hash, deleted.pending_avatar_hash} - {None}:
-            self.avatars.withdraw(avatar_hash)
-        log.info("deleted user %s (%s)", user_id, reason)
+            self.avatar_files.withdraw(avatar_hash)
+        log.info("deleted account %s (%s)", account_id, reason)
         return True
 
-    def delete_by_openid(self, openid: str, reason: str) -> bool:
-        user_id = self.users.find_id(openid)
-        return user_id is not None and self.delete(user_id, reason)
+    def delete_by_openid(self, appid: str, openid: str, reason: str) -> bool:
+        identity = self.accounts.find_identity(appid, openid)
+        return identity is not None and self.delete(identity.account_id, reason)
 
-    def withdraw(self, openid: str, revoke_info: str) -> bool:
+    def cancel(self, appid: str, openid: str) -> bool:
+        """user_authorization_cancellation: the user left this app. Its identity
+        goes; the account goes with its last identity."""
+        identity = self.accounts.find_identity(appid, openid)
+        if identity is None:
+            return False
+        self.sessions.forget_identity(identity.id)
+        left = self.accounts.delete_identity(identity.id)
+        self.session_keys.forget(identity.id)
+        if left == 0:
+            self.delete(identity.account_id, "wechat_cancellation")
+        return True
+
+    def withdraw(self, appid: str, openid: str, revoke_info: str) -> bool:
         """user_authorization_revoke: erase what the codes name."""
         parts = {part for code in re.findall(r"\d+", revoke_info) for part in REVOKED.get(code, ())}
-        return self.erase(openid, parts)
+        return self.erase(appid, openid, parts)
 
-    def erase(self, openid: str, parts: Iterable[str]) -> bool:
-        """Clear parts of a user's profile; True if the user exists."""
+    def erase(self, appid: str, openid: str, parts: Iterable[str]) -> bool:
+        """Clear parts of the profile of the identity's account; True if it exists."""
         columns = [column for part in sorted(set(parts)) for column in PARTS[part]]
-        user_id = self.users.find_id(openid)
-        if user_id is None or not columns:
-            return user_id is not None
-        before = self.users.get(user_id)
-        record = self.users.erase(user_id, columns)
-        if before is not None and record.profile_version != before.profile_version:
-            publish(self.sessions, record)
+        identity = self.accounts.find_identity(appid, openid)
+        before = self.accounts.get(identity.account_id) if identity else None
+        if identity is None or before is None:
+            return False
+        record = self.accounts.erase(before.id, columns) if columns else before
+        if record.profile_version != before.profile_version:
+            self.publisher.publish(record)
             for avatar_hash in {before.avatar_hash, before.pending_avatar_hash} - {None}:
-                self.avatars.withdraw(avatar_hash)
+                self.avatar_files.withdraw(avatar_hash)
         return True

@@ -20,13 +20,11 @@ from typing import Any
 
 from services import errors
 from services.media.avatar import encode_avatar
-from services.stores.access_token import AccessTokenStore
+from services.stores.accounts import AccountRecord, AccountStore, PendingAvatar
 from services.stores.avatars import AvatarStorage
 from services.stores.push_guard import PushGuard
-from services.stores.sessions import SessionStore
-from services.stores.users import PendingAvatar, UserRecord, UserStore
-from services.usecases.profile import publish
-from services.wechat import WeChatClient
+from services.usecases.content import ContentSecurity
+from services.usecases.publishing import AvatarFiles, Publisher
 
 log = logging.getLogger(__name__)
 
@@ -57,44 +55,41 @@ class AvatarService:
     def __init__(
         self,
         *,
-        users: UserStore,
-        sessions: SessionStore,
+        accounts: AccountStore,
         storage: AvatarStorage,
-        wechat: WeChatClient,
-        access_token: AccessTokenStore,
+        files: AvatarFiles,
+        content: ContentSecurity,
+        publisher: Publisher,
         push_guard: PushGuard,
         settings: AvatarSettings,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self.users = users
-        self.sessions = sessions
+        self.accounts = accounts
         self.storage = storage
-        self.wechat = wechat
-        self.access_token = access_token
+        self.files = files
+        self.content = content
+        self.publisher = publisher
         self.push_guard = push_guard
         self.settings = settings
         self.clock = clock
 
-    def upload(self, user_id: int, upload: bytes, base_url: str) -> dict[str, Any]:
+    def upload(self, identity_id: int, upload: bytes, base_url: str) -> dict[str, Any]:
         """Store the upload and ask WeChat to check it; the profile, with the
         URL the avatar will have once approved as pendingAvatarUrl."""
-        user = self.users.get(user_id)
-        if user is None:
+        identity = self.accounts.identity(identity_id)
+        account = self.accounts.get(identity.account_id) if identity else None
+        if identity is None or account is None:
             raise errors.Unauthorized()
         avatar = encode_avatar(upload, max_pixels=self.settings.max_pixels, size=self.settings.size)
         url = f"{base_url}/avatars/{avatar.hash}.jpg"
-        if avatar.hash == user.avatar_hash:
-            return {**user.profile, "pendingAvatarUrl": None}  # it already is the avatar
+        if avatar.hash == account.avatar_hash:
+            return {**account.profile, "pendingAvatarUrl": None}  # it already is the avatar
         self.storage.put(avatar)
-        trace_id = self.access_token.call(
-            lambda access_token: self.wechat.media_check_async(
-                access_token, media_url=url, openid=user.openid
-            )
-        )
-        record = self.users.submit_avatar(user.id, avatar.hash, url, trace_id)
-        publish(self.sessions, record)
-        if user.pending_avatar_hash not in (None, avatar.hash):
-            self.withdraw(user.pending_avatar_hash)
+        trace_id = self.content.check_image(identity, url)
+        record = self.accounts.submit_avatar(account.id, avatar.hash, url, trace_id)
+        self.publisher.publish(record)
+        if account.pending_avatar_hash not in (None, avatar.hash):
+            self.files.withdraw(account.pending_avatar_hash)
         # The verdict may have been pushed before the upload was recorded.
         parked = self.push_guard.claim_parked(trace_id)
         if parked is not None:
@@ -102,42 +97,37 @@ class AvatarService:
         self.expire_reviews()
         return {**record.profile, "pendingAvatarUrl": url if record.pending_avatar_hash else None}
 
-    def settle(self, trace_id: str, verdict: MediaVerdict) -> UserRecord | None:
-        """Apply WeChat's verdict on an upload; the user's record after it, or
-        None for a trace_id no upload is waiting for (kept a while, in case
+    def settle(self, trace_id: str, verdict: MediaVerdict) -> AccountRecord | None:
+        """Apply WeChat's verdict on an upload; the account's record after it,
+        or None for a trace_id no upload is waiting for (kept a while, in case
         its upload is still being recorded)."""
-        pending = self.users.pending_avatar(trace_id)
+        pending = self.accounts.pending_avatar(trace_id)
         if pending is None:
             self.push_guard.park(trace_id, json.dumps(verdict.__dict__))
             log.info("media check verdict for a trace_id no upload waits for; kept")
             return None
         return self._settle(pending, verdict.approves(self.settings.review_policy))
 
-    def _settle(self, pending: PendingAvatar, approved: bool) -> UserRecord | None:
-        before = self.users.get(pending.user_id)
-        record = self.users.settle_avatar(pending, approved=approved)
-        if record is None:  # replaced by a newer upload, or the user is gone
-            self.withdraw(pending.hash)
+    def _settle(self, pending: PendingAvatar, approved: bool) -> AccountRecord | None:
+        before = self.accounts.get(pending.account_id)
+        record = self.accounts.settle_avatar(pending, approved=approved)
+        if record is None:  # replaced by a newer upload, or the account is gone
+            self.files.withdraw(pending.hash)
             return None
-        publish(self.sessions, record)
+        self.publisher.publish(record)
         replaced = before.avatar_hash if approved and before else pending.hash
         if replaced and replaced != record.avatar_hash:
-            self.withdraw(replaced)
-        log.info("avatar of user %s %s", record.id, "approved" if approved else "refused")
+            self.files.withdraw(replaced)
+        log.info("avatar of account %s %s", record.id, "approved" if approved else "refused")
         return record
 
     def expire_reviews(self) -> int:
         """Uploads whose verdict never came count as refused (a bounded batch)."""
         cutoff = self.clock() - timedelta(seconds=self.settings.review_timeout)
-        expired = self.users.expired_avatars(before=cutoff)
+        expired = self.accounts.expired_avatars(before=cutoff)
         for pending in expired:
             self._settle(pending, approved=False)
         return len(expired)
-
-    def withdraw(self, avatar_hash: str) -> None:
-        """Stop serving an avatar no user shows or waits for any more."""
-        if not self.users.avatar_in_use(avatar_hash):
-            self.storage.delete(avatar_hash)
 
     def image(self, avatar_hash: str) -> bytes | None:
         return self.storage.get(avatar_hash)

@@ -1,9 +1,11 @@
-"""wx.login code in, server-side session out; and sessions ended.
+"""A login code in, a server-side session out; and sessions ended.
 
-Retries of the same code are idempotent (services/stores/login_codes.py):
-WeChat sees each code once, and every copy of a request gets the first one's
-answer. Parallel logins of one user with different codes share one session
-within LOGIN_DEDUP_WINDOW (services/stores/sessions.py).
+A mini program's code (wx.login) is exchanged at jscode2session; an official
+account's web-login code (网页授权) at /sns/oauth2/access_token. Retries of
+the same code are idempotent (services/stores/login_codes.py): WeChat sees
+each code once, and every copy of a request gets the first one's answer.
+Parallel logins of one user in one app share one session within
+LOGIN_DEDUP_WINDOW (services/stores/sessions.py).
 """
 
 from __future__ import annotations
@@ -12,96 +14,133 @@ import logging
 import time
 
 from services import errors
-from services.stores.access_token import AccessTokenStore
-from services.stores.login_codes import CodeState, LoginCodeLedger
+from services.apps import App, Apps
+from services.stores.accounts import AccountRecord, AccountStore, LoggedIn
+from services.stores.login_codes import CodeState
 from services.stores.rate_limits import OpenidRateLimit
 from services.stores.session_keys import SessionKeyRing
 from services.stores.sessions import IssuedSession, SessionStore
-from services.stores.users import UserStore
-from services.wechat import Code2Session, WeChatClient
+from services.usecases.profile import profile_changes
+from services.usecases.publishing import Publisher
+from services.wechat import Code2Session, OAuthLogin
 
 log = logging.getLogger(__name__)
 
 # WeChat's verdicts on the code itself: a retry of the same code gets the same.
 CODE_VERDICTS = (errors.CodeInvalid, errors.CodeUsed, errors.CodeBlocked)
+Exchanged = Code2Session | OAuthLogin
 
 
 class LoginService:
     def __init__(
         self,
         *,
-        wechat: WeChatClient,
-        users: UserStore,
+        apps: Apps,
+        accounts: AccountStore,
         sessions: SessionStore,
         session_keys: SessionKeyRing,
-        access_token: AccessTokenStore,
-        login_codes: LoginCodeLedger,
         openid_limit: OpenidRateLimit,
+        publisher: Publisher,
         poll: float = 0.05,
     ) -> None:
-        self.wechat = wechat
-        self.users = users
+        self.apps = apps
+        self.accounts = accounts
         self.sessions = sessions
         self.session_keys = session_keys
-        self.access_token = access_token
-        self.login_codes = login_codes
         self.openid_limit = openid_limit
+        self.publisher = publisher
         self.poll = poll
 
-    def login(self, js_code: str) -> IssuedSession:
-        ledger = self.login_codes
+    def login(self, app: App, code: str) -> IssuedSession:
+        ledger = app.login_codes
         deadline = time.monotonic() + ledger.pending_ttl
         while time.monotonic() < deadline:
-            claimed = ledger.claim(js_code)
+            claimed = ledger.claim(code)
             if claimed is not None:
-                return self._exchange(js_code, claimed)
-            state = ledger.read(js_code)
+                return self._exchange(app, code, claimed)
+            state = ledger.read(code)
             if state is None:
                 continue  # the attempt that had it gave it back: claim it again
             if state.kind == "session":
                 return self._replay(state.value)
             if state.kind == "error":
                 raise errors.by_slug(state.value)()
-            if state.kind == "exchanged" and ledger.take_over(js_code, state):
-                return self._resume(js_code, state)
-            if state.kind == "unreadable" and (owned := ledger.take_over(js_code, state)):
-                return self._exchange(js_code, owned)
+            if state.kind == "exchanged" and ledger.take_over(code, state):
+                return self._resume(app, code, state)
+            if state.kind == "unreadable" and (owned := ledger.take_over(code, state)):
+                return self._exchange(app, code, owned)
             time.sleep(self.poll)  # another worker is exchanging this very code
         raise errors.WeChatTimeout()
 
-    def _exchange(self, js_code: str, claimed: CodeState) -> IssuedSession:
+    def _exchange(self, app: App, code: str, claimed: CodeState) -> IssuedSession:
         try:
-            exchanged = self.wechat.code2session(js_code)
+            exchanged = (
+                app.wechat.code2session(code)
+                if app.is_miniprogram
+                else app.wechat.oauth_login(code)
+            )
         except CODE_VERDICTS as exc:
-            self.login_codes.record_rejection(js_code, exc.slug)
+            app.login_codes.record_rejection(code, exc.slug)
             raise
         except Exception:
-            self.login_codes.release(js_code, claimed)
+            app.login_codes.release(code, claimed)
             raise
-        return self._finish(js_code, exchanged)
+        return self._finish(app, code, exchanged)
 
-    def _resume(self, js_code: str, exchanged: CodeState) -> IssuedSession:
+    def _resume(self, app: App, code: str, exchanged: CodeState) -> IssuedSession:
         """Finish a login whose exchange succeeded on an earlier attempt."""
-        result = self.login_codes.open_exchange(exchanged)
+        result = app.login_codes.open_exchange(exchanged)
         if result is None:  # sealed under a SECRET_KEY that has changed since
-            self.login_codes.record_rejection(js_code, errors.CodeUsed.slug)
+            app.login_codes.record_rejection(code, errors.CodeUsed.slug)
             raise errors.CodeUsed()
-        return self._finish(js_code, result)
+        return self._finish(app, code, result)
 
-    def _finish(self, js_code: str, exchanged: Code2Session) -> IssuedSession:
+    def _finish(self, app: App, code: str, exchanged: Exchanged) -> IssuedSession:
         """Everything after WeChat said yes. If it fails, the exchange is kept
         so that the same code, posted again, can finish the login."""
         try:
-            self.openid_limit.hit(exchanged.openid)
-            user = self.users.upsert_login(exchanged.openid, exchanged.unionid)
-            self.session_keys.record(user.id, exchanged.session_key)
-            issued = self.sessions.issue(user.id, user.profile, user.profile_version)
+            self.openid_limit.hit(app.appid, exchanged.openid)
+            logged = self.accounts.log_in(app.appid, exchanged.openid, exchanged.unionid)
+            account = self._settle(logged, exchanged)
+            issued = self.sessions.issue(
+                identity_id=logged.identity.id,
+                account_id=account.id,
+                appid=app.appid,
+                profile=account.profile,
+                version=account.profile_version,
+            )
         except Exception:
-            self.login_codes.record_exchange(js_code, exchanged)
+            app.login_codes.record_exchange(code, exchanged)
             raise
-        self.login_codes.record_session(js_code, issued.token)
-        log.info("login: user %s, %s session", user.id, "shared" if issued.reused else "new")
+        app.login_codes.record_session(code, issued.token)
+        log.info(
+            "login: account %s, identity %s, %s session",
+            account.id,
+            logged.identity.id,
+            "shared" if issued.reused else "new",
+        )
         return issued
+
+    def _settle(self, logged: LoggedIn, exchanged: Exchanged) -> AccountRecord:
+        """What the login brought besides who: a session_key, or an official
+        account's profile; and two accounts may have become one."""
+        self.publisher.merged(logged)
+        account = logged.account
+        if isinstance(exchanged, Code2Session):
+            self.session_keys.record(logged.identity.id, exchanged.session_key)
+        elif exchanged.profile and (changes := self._userinfo(exchanged, account)):
+            account = self.accounts.update_profile(account.id, changes)
+            self.publisher.publish(account)
+        return account
+
+    @staticmethod
+    def _userinfo(exchanged: OAuthLogin, account: AccountRecord) -> dict:
+        """/sns/userinfo's profile fills what the account does not have yet."""
+        try:
+            return profile_changes(exchanged.profile or {}, account.profile, fill_only=True)
+        except errors.PayloadInvalid:
+            log.warning("WeChat /sns/userinfo answered a profile with odd fields; ignored")
+            return {}
 
     def _replay(self, token: str) -> IssuedSession:
         """The same code again: the session it made, if it is still alive."""
@@ -110,32 +149,38 @@ class LoginService:
             raise errors.CodeUsed()  # its session has ended since: log in afresh
         return issued
 
-    def session_key_valid(self, user_id: int) -> bool:
+    def session_key_valid(self, app: App, identity_id: int) -> bool:
         """Whether WeChat still accepts the newest session_key we hold for the
-        user: if not, data the client encrypts now will not open here until
-        it calls wx.login again."""
-        session_key = self.session_keys.newest(user_id)
-        user = self.users.get(user_id)
-        if user is None:
+        identity: if not, data the client encrypts now will not open here
+        until it calls wx.login again. An official account has none."""
+        identity = self.accounts.identity(identity_id)
+        if identity is None:
             raise errors.Unauthorized()
-        if session_key is None:
+        session_key = self.session_keys.newest(identity_id)
+        if session_key is None or not app.is_miniprogram:
             return False
-        return self.access_token.call(
-            lambda access_token: self.wechat.check_session(access_token, user.openid, session_key)
+        return app.access_token.call(
+            lambda access_token: app.wechat.check_session(
+                access_token, identity.openid, session_key
+            )
         )
 
     def logout(self, token: str) -> int:
         """End one session; how many were live (0 or 1)."""
         return int(self.sessions.revoke(token))
 
-    def logout_everywhere(self, user_id: int) -> int:
-        """End every session of the user, at once on every worker and instance."""
-        return self.sessions.revoke_user(user_id)
+    def logout_everywhere(self, account_id: int) -> int:
+        """End every session of the account, in every app, at once on every
+        worker and instance."""
+        return sum(
+            self.sessions.revoke_identity(identity.id)
+            for identity in self.accounts.identities(account_id)
+        )
 
-    def revoke_user(self, openid: str) -> tuple[int, int]:
-        """For operators: end every session of the user with this openid.
-        Returns (user id, sessions ended)."""
-        user_id = self.users.find_id(openid)
-        if user_id is None:
-            raise errors.NotFound("No user has that openid.")
-        return user_id, self.sessions.revoke_user(user_id)
+    def revoke_user(self, appid: str, openid: str) -> tuple[int, int]:
+        """For operators: end every session of the account of this identity.
+        Returns (account id, sessions ended)."""
+        identity = self.accounts.find_identity(appid, openid)
+        if identity is None:
+            raise errors.NotFound("No user has that openid in that app.")
+        return identity.account_id, self.logout_everywhere(identity.account_id)

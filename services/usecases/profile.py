@@ -9,12 +9,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from services import errors
-from services.crypto.opendata import OpenDataCipher
-from services.stores.access_token import AccessTokenStore
+from services.apps import App
+from services.stores.accounts import AccountRecord, AccountStore, IdentityRecord
 from services.stores.session_keys import SessionKeyRing
-from services.stores.sessions import SessionStore
-from services.stores.users import UserRecord, UserStore
-from services.wechat import WeChatClient
+from services.usecases.content import ContentSecurity
+from services.usecases.publishing import Publisher
 
 # What a profile page may set with PUT /user/profile, and the longest text
 # (in characters, not bytes) each may hold. The avatar is uploaded instead.
@@ -25,19 +24,6 @@ EDITABLE = frozenset({*EDITABLE_TEXT, "gender"})
 DECEPTIVE = frozenset(
     {"\u2028", "\u2029", *map(chr, range(0x202A, 0x202F)), *map(chr, range(0x2066, 0x206A))}
 )
-# The labels of WeChat's content security, for messages.
-LABELS = {
-    10001: "advertising",
-    20001: "politics",
-    20002: "pornography",
-    20003: "abuse",
-    20006: "illegal activity",
-    20008: "fraud",
-    20012: "vulgarity",
-    20013: "copyright",
-    21000: "other",
-}
-
 # Since 2022 getUserProfile answers new mini program versions with this
 # placeholder: a grey avatar, "微信用户" and is_demote. It must never replace a
 # profile the user really bound.
@@ -118,9 +104,12 @@ def has_real_profile(profile: Mapping[str, Any]) -> bool:
     ) not in (None, "", GREY_AVATAR)
 
 
-def profile_changes(payload: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, Any]:
+def profile_changes(
+    payload: Mapping[str, Any], current: Mapping[str, Any], *, fill_only: bool = False
+) -> dict[str, Any]:
     """The fields to store. Blanks never erase: since 2023 WeChat sends gender
-    0 and empty region fields for everyone."""
+    0 and empty region fields for everyone. With fill_only, only fields the
+    profile does not have yet."""
     changes: dict[str, Any] = {}
     for name, limit in PROFILE_TEXT.items():
         value = payload.get(name)
@@ -138,6 +127,8 @@ def profile_changes(payload: Mapping[str, Any], current: Mapping[str, Any]) -> d
             changes["gender"] = gender
     if is_anonymous(payload) and has_real_profile(current):
         return {}
+    if fill_only:
+        return {name: value for name, value in changes.items() if current.get(name) is None}
     return changes
 
 
@@ -167,74 +158,55 @@ class ProfileService:
     def __init__(
         self,
         *,
-        users: UserStore,
-        sessions: SessionStore,
+        accounts: AccountStore,
         session_keys: SessionKeyRing,
-        cipher: OpenDataCipher,
-        wechat: WeChatClient,
-        access_token: AccessTokenStore,
-        review_policy: str = "reject",
+        content: ContentSecurity,
+        publisher: Publisher,
     ) -> None:
-        self.users = users
-        self.sessions = sessions
+        self.accounts = accounts
         self.session_keys = session_keys
-        self.cipher = cipher
-        self.wechat = wechat
-        self.access_token = access_token
-        self.review_policy = review_policy
+        self.content = content
+        self.publisher = publisher
 
-    def update_profile(self, user_id: int, fields: Mapping[str, Any]) -> dict[str, Any]:
+    def update_profile(self, identity_id: int, fields: Mapping[str, Any]) -> dict[str, Any]:
         """PUT /user/profile: every changed text passes WeChat's content
         security (msgSecCheck v2, scene 1) before anything is stored."""
         edits = profile_edits(fields)
-        user = self._user(user_id)
+        identity, account = self._who(identity_id)
         for name, value in edits.items():
-            if name in EDITABLE_TEXT and value and value != user.profile.get(name):
-                self.check_text(user, name, value)
-        return self._save(user, edits)
-
-    def check_text(self, user: UserRecord, field: str, text: str) -> None:
-        verdict = self.access_token.call(
-            lambda access_token: self.wechat.msg_sec_check(
-                access_token, content=text, openid=user.openid
-            )
-        )
-        if verdict.suggest == "pass":
-            return
-        data = {"field": field, "label": verdict.label}
-        label = LABELS.get(verdict.label, str(verdict.label))
-        if verdict.suggest == "risky":
-            raise errors.ContentRisky(
-                f"WeChat's content security rates {field} as risky ({label}); it was not saved.",
-                data=data,
-            )
-        if self.review_policy != "accept":
-            raise errors.ContentNeedsReview(
-                f"WeChat's content security wants {field} reviewed ({label}); it was not saved.",
-                data=data,
-            )
+            if name in EDITABLE_TEXT and value and value != account.profile.get(name):
+                self.content.check_text(identity, name, value)
+        return self._save(account, edits)
 
     def bind_info(
         self,
-        user_id: int,
+        app: App,
+        identity_id: int,
         encrypted_data: str,
         iv: str,
         *,
         raw_data: str | None = None,
         signature: str | None = None,
     ) -> dict[str, Any]:
-        user = self._user(user_id)
-        payload = self._open(user, encrypted_data, iv, raw_data=raw_data, signature=signature)
-        changes = profile_changes(payload, user.profile)
-        return self._save(user, changes, unionid=unionid_of(payload))
+        identity, account = self._who(identity_id)
+        payload = self._open(
+            app, identity, encrypted_data, iv, raw_data=raw_data, signature=signature
+        )
+        changes = profile_changes(payload, account.profile)
+        unionid = unionid_of(payload)
+        if unionid is not None:
+            logged = self.accounts.attach_unionid(identity.id, unionid)
+            self.publisher.merged(logged)
+            account = logged.account
+        return self._save(account, changes)
 
-    def bind_phone_code(self, user_id: int, code: str) -> dict[str, Any]:
-        user = self._user(user_id)
-        info = self.access_token.call(
-            lambda access_token: self.wechat.get_phone_number(access_token, code, user.openid)
+    def bind_phone_code(self, app: App, identity_id: int, code: str) -> dict[str, Any]:
+        identity, account = self._who(identity_id)
+        info = app.access_token.call(
+            lambda access_token: app.wechat.get_phone_number(access_token, code, identity.openid)
         )
         return self._save(
-            user,
+            account,
             {
                 "phoneNumber": info.phone_number,
                 "purePhoneNumber": info.pure_phone_number,
@@ -242,30 +214,27 @@ class ProfileService:
             },
         )
 
-    def bind_phone_data(self, user_id: int, encrypted_data: str, iv: str) -> dict[str, Any]:
-        user = self._user(user_id)
-        return self._save(user, phone_changes(self._open(user, encrypted_data, iv)))
-
-    def _user(self, user_id: int) -> UserRecord:
-        user = self.users.get(user_id)
-        if user is None:
-            raise errors.Unauthorized()
-        return user
-
-    def _open(self, user: UserRecord, encrypted_data: str, iv: str, **signed: Any) -> dict:
-        keys = [recent.session_key for recent in self.session_keys.recent(user.id)]
-        return self.cipher.open(encrypted_data, iv, keys, openid=user.openid, **signed)
-
-    def _save(
-        self, user: UserRecord, changes: Mapping[str, Any], *, unionid: str | None = None
+    def bind_phone_data(
+        self, app: App, identity_id: int, encrypted_data: str, iv: str
     ) -> dict[str, Any]:
-        if not changes and unionid is None:
-            return user.profile
-        record = self.users.update_profile(user.id, changes, unionid=unionid)
-        return publish(self.sessions, record)
+        identity, account = self._who(identity_id)
+        return self._save(account, phone_changes(self._open(app, identity, encrypted_data, iv)))
 
+    def _who(self, identity_id: int) -> tuple[IdentityRecord, AccountRecord]:
+        """The identity and its account (after a merge, the one that is left)."""
+        identity = self.accounts.identity(identity_id)
+        account = self.accounts.get(identity.account_id) if identity else None
+        if identity is None or account is None:
+            raise errors.Unauthorized()
+        return identity, account
 
-def publish(sessions: SessionStore, record: UserRecord) -> dict[str, Any]:
-    """Every live session of the user shows this profile from now on."""
-    sessions.sync_profile(record.id, record.profile, record.profile_version)
-    return record.profile
+    def _open(
+        self, app: App, identity: IdentityRecord, encrypted_data: str, iv: str, **signed: Any
+    ) -> dict:
+        keys = [recent.session_key for recent in self.session_keys.recent(identity.id)]
+        return app.cipher.open(encrypted_data, iv, keys, openid=identity.openid, **signed)
+
+    def _save(self, account: AccountRecord, changes: Mapping[str, Any]) -> dict[str, Any]:
+        if not changes:
+            return account.profile
+        return self.publisher.publish(self.accounts.update_profile(account.id, changes))

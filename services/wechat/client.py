@@ -53,6 +53,28 @@ class Code2Session:
 
 
 @dataclass(frozen=True)
+class OAuthLogin:
+    """An official account's web login (网页授权): who the code belongs to, and
+    with scope snsapi_userinfo the profile /sns/userinfo gave (WeChat's names)."""
+
+    openid: str = field(repr=False)
+    unionid: str | None = field(default=None, repr=False)
+    scope: str = "snsapi_base"
+    profile: dict[str, Any] | None = field(default=None, repr=False)
+
+
+# /sns/userinfo's fields, in the names the profile uses.
+USERINFO_FIELDS = {
+    "nickname": "nickName",
+    "headimgurl": "avatarUrl",
+    "sex": "gender",
+    "city": "city",
+    "province": "province",
+    "country": "country",
+}
+
+
+@dataclass(frozen=True)
 class StableToken:
     value: str = field(repr=False)
     expires_in: int
@@ -155,6 +177,44 @@ class WeChatClient:
             log.error("WeChat jscode2session answered without openid or session_key")
             raise errors.WeChatError()
         return Code2Session(openid=openid, session_key=session_key, unionid=unionid or None)
+
+    def oauth_login(self, code: str) -> OAuthLogin:
+        """Official-account web login: the code WeChat's redirect gave the page,
+        exchanged at /sns/oauth2/access_token; with scope snsapi_userinfo the
+        profile is fetched from /sns/userinfo with the user's own token."""
+        reply = self.call(
+            "oauth2_access_token",
+            "GET",
+            "/sns/oauth2/access_token",
+            params={
+                "appid": self.appid,
+                "secret": self._secret,
+                "code": code,
+                "grant_type": "authorization_code",
+            },
+            errors={40029: errors.CodeInvalid, 40163: errors.CodeUsed, 41008: errors.CodeInvalid},
+        )
+        openid, user_token = reply.get("openid"), reply.get("access_token")
+        unionid, scope = reply.get("unionid"), reply.get("scope")
+        if not (_is_text(openid) and _is_text(user_token)) or (
+            unionid is not None and not _is_text(unionid)
+        ):
+            log.error("WeChat oauth2/access_token answered without openid or access_token")
+            raise errors.WeChatError()
+        scope = scope if isinstance(scope, str) else "snsapi_base"
+        profile = None
+        if "snsapi_userinfo" in scope.split(","):
+            info = self.call(
+                "sns_userinfo",
+                "GET",
+                "/sns/userinfo",
+                params={"access_token": user_token, "openid": openid, "lang": "zh_CN"},
+            )
+            profile = {
+                ours: info[theirs] for theirs, ours in USERINFO_FIELDS.items() if theirs in info
+            }
+            unionid = unionid or (info.get("unionid") if _is_text(info.get("unionid")) else None)
+        return OAuthLogin(openid=openid, unionid=unionid or None, scope=scope, profile=profile)
 
     def stable_token(self) -> StableToken:
         """POST /cgi-bin/stable_token in normal mode: the current token while it

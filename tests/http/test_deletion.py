@@ -7,8 +7,9 @@ from sqlalchemy import func, select
 
 from blueprints import GRAPH
 from blueprints.extensions import db
-from services.stores.models import Deletion, User
-from support.apps import bearer, cookie
+from services.stores.models import Account, Deletion, Identity
+from services.stores.redis import identity_tag
+from support.apps import bearer, cookie, identity_of
 
 PROFILE = {"nickName": "小明🐱", "gender": 1, "city": "Guangzhou"}
 
@@ -35,8 +36,10 @@ def test_deleting_erases_the_account_and_ends_every_session(app, client, wechat,
     token = client.post("/oauth/login", json={"code": issued["code"]}).get_json()["data"]["token"]
     other = wechat.login(openid=openid)["code"]  # a second device, outside any window
     bind_everything(client, wechat, openid, token)
-    user_id = app.extensions[GRAPH].login.users.find_id(openid)
-    assert redis_client.keys(f"wx:user:{user_id}:*")
+    identity = identity_of(app, openid)
+    account_id = identity.account_id
+    mine = f"wx:{{{identity_tag(identity.id)}}}:*"
+    assert redis_client.keys(mine)
 
     response = client.delete("/user", headers=cookie(token))
     assert response.get_json() == {"code": 0, "data": {"deleted": True}}
@@ -44,19 +47,18 @@ def test_deleting_erases_the_account_and_ends_every_session(app, client, wechat,
     assert set_cookie.startswith("sid=;") and "Max-Age=0" in set_cookie
 
     assert client.get("/user/info", headers=bearer(token)).status_code == 401
-    assert rows(app, User) == 0
+    assert rows(app, Account) == rows(app, Identity) == 0
     with app.app_context():
         deletion = db.session.scalars(select(Deletion)).one()
-    assert (deletion.user_id, deletion.reason) == (user_id, "user")
+    assert (deletion.account_id, deletion.reason) == (account_id, "user")
     # Nothing of the user is left in Redis but the short-lived deletion mark.
-    assert redis_client.keys(f"wx:user:{user_id}:*") == [f"wx:user:{user_id}:deleted"]
-    assert not [k for k in redis_client.keys("wx:session:*")]
+    assert redis_client.keys(mine) == [mine[:-1] + f"identity:{identity.id}:deleted"]
 
     # The openid is free: the next login is a fresh, empty account.
     fresh = client.post("/oauth/login", json={"code": other}).get_json()["data"]["token"]
     info = client.get("/user/info", headers=bearer(fresh)).get_json()["data"]
     assert set(info.values()) == {None}
-    assert app.extensions[GRAPH].login.users.find_id(openid) != user_id
+    assert identity_of(app, openid).account_id != account_id
 
 
 def test_deleting_twice_is_harmless(client, user):
@@ -77,7 +79,7 @@ def test_other_users_are_untouched(app, client, wechat, user):
     their_token = client.post("/oauth/login", json={"code": theirs["code"]}).get_json()["data"]
     client.delete("/user", headers=bearer(token))
     assert client.get("/user/info", headers=bearer(their_token["token"])).status_code == 200
-    assert rows(app, User) == 1
+    assert rows(app, Account) == 1
 
 
 def test_the_operator_command_deletes_by_openid_idempotently(app, client, user):
@@ -97,13 +99,13 @@ def test_a_login_racing_the_deletion_ends_in_a_fresh_account(app, client, wechat
     deletion mark, and the same code, posted again, logs in afresh."""
     openid, _ = user
     graph = app.extensions[GRAPH]
-    old_id = graph.login.users.find_id(openid)
-    graph.login.sessions.forget_user(old_id)  # the deletion has begun...
+    old = identity_of(app, openid)
+    graph.sessions.forget_identity(old.id)  # the deletion has begun...
     code = wechat.login(openid=openid)["code"]
     racing = client.post("/oauth/login", json={"code": code})
     assert (racing.status_code, racing.get_json()["error"]) == (409, "account_deleted")
-    graph.accounts.delete(old_id, reason="user")  # ...and ends
+    graph.accounts.delete(old.account_id, reason="user")  # ...and ends
     again = client.post("/oauth/login", json={"code": code})
     assert again.status_code == 200
-    assert graph.login.users.find_id(openid) != old_id
+    assert identity_of(app, openid).account_id != old.account_id
     assert len(wechat.calls("jscode2session")) == 2  # the user's first login, and this code once

@@ -15,10 +15,10 @@ from app import create_app
 from blueprints import GRAPH
 from blueprints.extensions import db
 from dev.stack import free_port
-from services.stores.models import User
+from services.stores.models import Account, Identity
 from services.stores.redis import Keys
 from services.wechat import hmac_sha256_hex
-from support.apps import base_config, bearer, cookie
+from support.apps import TOKEN_PATTERN, base_config, bearer, cookie, identity_of, unknown_token
 from support.constants import APPID
 from support.waiting import wait_until
 
@@ -29,13 +29,12 @@ def login_with(client, code: str, **extra):
 
 def user_rows(app) -> int:
     with app.app_context():
-        return db.session.scalar(select(func.count()).select_from(User))
+        return db.session.scalar(select(func.count()).select_from(Account))
 
 
 def session_keys(app, openid: str) -> list[str]:
-    login = app.extensions[GRAPH].login
-    user_id = login.users.find_id(openid)
-    return [k.session_key for k in login.session_keys.recent(user_id)]
+    identity = identity_of(app, openid)
+    return [k.session_key for k in app.extensions[GRAPH].login.session_keys.recent(identity.id)]
 
 
 # -- success ------------------------------------------------------------------
@@ -47,7 +46,7 @@ def test_login_returns_a_token_and_sets_the_same_cookie(client, wechat):
     body = response.get_json()
     assert body["code"] == 0
     token = body["data"]["token"]
-    assert re.fullmatch(r"[A-Za-z0-9_-]{43}", token)
+    assert re.fullmatch(TOKEN_PATTERN, token)
     assert body["data"]["expiresIn"] == 7 * 24 * 3600
     (set_cookie,) = response.headers.getlist("Set-Cookie")
     assert set_cookie.startswith(f"sid={token};")
@@ -98,7 +97,8 @@ def test_login_stores_the_user_and_the_newest_session_key(app, client, wechat):
     assert user_rows(app) == 1
     assert session_keys(app, first["openid"])[0] == second["session_key"]
     with app.app_context():
-        assert db.session.scalar(select(User.unionid)) == "oUnion0000000000000000000001"
+        assert db.session.scalar(select(Account.unionid)) == "oUnion0000000000000000000001"
+        assert db.session.scalar(select(Identity.unionid)) == "oUnion0000000000000000000001"
 
 
 @pytest.mark.parametrize("config_overrides", [{"LOGIN_DEDUP_WINDOW": 0}])
@@ -277,7 +277,7 @@ def test_logout_without_a_session_is_harmless(client):
 
 @pytest.mark.parametrize("config_overrides", [{"REDIS_URL": "redis://127.0.0.1:1/0"}])
 def test_logout_with_redis_down_does_not_pretend(client):
-    response = client.post("/oauth/logout", headers=bearer("A" * 43))
+    response = client.post("/oauth/logout", headers=bearer(unknown_token(client.application)))
     assert response.status_code == 503
     assert response.get_json()["error"] == "session_store_unavailable"
 
@@ -423,7 +423,7 @@ def test_parallel_logins_of_one_user_share_one_session(app, wechat):
 def test_outside_the_window_a_login_gets_a_fresh_session(client, wechat, redis_client):
     openid = wechat.login()["openid"]
     first = token_of(login_with(client, wechat.login(openid=openid)["code"]))
-    wait_until(lambda: not redis_client.keys("wx:user:*:login"), what="the window to close")
+    wait_until(lambda: not redis_client.keys("wx:*:identity:*:login"), what="the window to close")
     second = token_of(login_with(client, wechat.login(openid=openid)["code"]))
     assert second != first
     assert client.get("/user/info", headers=bearer(first)).status_code == 200

@@ -128,19 +128,23 @@ def test_an_upload_far_over_the_limit_is_413_before_it_is_read(client, user):
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "slug"),
+    ("body", "slug"),
     [
-        ({"json": {"file": "aGVsbG8="}}, "invalid_body"),
-        (
-            {"data": {"image": (io.BytesIO(b"x"), "a.jpg")}, "content_type": "multipart/form-data"},
-            "invalid_field",
-        ),
-        ({"data": {"file": "not a file"}, "content_type": "multipart/form-data"}, "invalid_field"),
+        ("json", "invalid_body"),
+        ("another field", "invalid_field"),
+        ("text, not a file", "invalid_field"),
     ],
 )
-def test_an_upload_is_multipart_with_the_field_file(client, user, kwargs, slug):
+def test_an_upload_is_multipart_with_the_field_file(client, user, body, slug):
     _, token = user
-    response = client.post("/user/avatar", headers=bearer(token), **kwargs)
+    sent = {
+        "json": {"json": {"file": "aGVsbG8="}},
+        "another field": {"data": {"image": (io.BytesIO(b"x"), "a.jpg")}},
+        "text, not a file": {"data": {"file": "not a file"}},
+    }[body]
+    if "data" in sent:
+        sent["content_type"] = "multipart/form-data"
+    response = client.post("/user/avatar", headers=bearer(token), **sent)
     assert (response.status_code, response.get_json()["error"]) == (400, slug)
 
 

@@ -11,10 +11,10 @@ from sqlalchemy import select
 
 from blueprints import GRAPH
 from blueprints.extensions import db
-from services.stores.models import User
+from services.stores.models import Account
 from services.stores.redis import Keys
 from services.usecases.profile import GREY_AVATAR
-from support.apps import bearer, cookie
+from support.apps import bearer, cookie, identity_of, unknown_token
 from support.constants import SECRET
 from support.counting import cost
 from support.vectors import DEMO_APPID, DEMO_DATA, DEMO_IV, DEMO_OPENID, DEMO_SESSION_KEY
@@ -114,7 +114,7 @@ def test_answers_are_not_cacheable(client, login):
 
 @pytest.mark.parametrize("config_overrides", [{"REDIS_URL": "redis://127.0.0.1:1/0"}])
 def test_redis_down_is_503_not_a_reason_to_log_in_again(client):
-    response = client.get("/user/info", headers=bearer("A" * 43))
+    response = client.get("/user/info", headers=bearer(unknown_token(client.application)))
     assert response.status_code == 503
     assert response.get_json()["error"] == "session_store_unavailable"
 
@@ -157,7 +157,7 @@ def test_bindinfo_stores_the_profile_and_info_shows_it(client, wechat, user, app
     assert shown["gender"] == 1 and shown["city"] == "Guangzhou"
     assert client.get("/user/info", headers=bearer(token)).get_json()["data"] == shown
     with app.app_context():
-        stored = db.session.scalars(select(User)).one()
+        stored = db.session.scalars(select(Account)).one()
         assert stored.nick_name == "小明🐱𠀀 ẞ" and stored.avatar_url == LONG_AVATAR
 
 
@@ -175,7 +175,7 @@ def test_bindinfo_keeps_the_unionid(client, wechat, user, app):
     data = {**PROFILE, "openId": openid, "unionId": "oUnionFromPayload00000000000"}
     assert bind(client, token, wechat.encrypt(openid, data=data)).status_code == 200
     with app.app_context():
-        assert db.session.scalar(select(User.unionid)) == "oUnionFromPayload00000000000"
+        assert db.session.scalar(select(Account.unionid)) == "oUnionFromPayload00000000000"
 
 
 def test_bindinfo_checks_rawdata_and_signature(client, wechat, user):
@@ -319,7 +319,7 @@ def test_bindinfo_data_that_opens_but_is_invalid(client, wechat, user, app, seal
     response = bind(client, token, wechat.encrypt(openid, **sealing))
     assert (response.status_code, response.get_json()["error"]) == (400, slug)
     with app.app_context():
-        row = db.session.execute(select(User.nick_name, User.profile_version)).one()
+        row = db.session.execute(select(Account.nick_name, Account.profile_version)).one()
     assert tuple(row) == (None, 0)  # the user exists, and nothing was stored
 
 
@@ -450,15 +450,15 @@ def test_wechat_demo_vector_binds_end_to_end(app, client, wechat):
     wechat.add_app(DEMO_APPID, SECRET)
     issued = wechat.login(openid=DEMO_OPENID, appid=DEMO_APPID)
     token = client.post("/oauth/login", json={"code": issued["code"]}).get_json()["data"]["token"]
-    profile = app.extensions[GRAPH].profile
-    profile.session_keys.record(profile.users.find_id(DEMO_OPENID), DEMO_SESSION_KEY)
+    identity = identity_of(app, DEMO_OPENID, appid=DEMO_APPID)
+    app.extensions[GRAPH].profile.session_keys.record(identity.id, DEMO_SESSION_KEY)
     response = client.post(
         "/user/bindinfo", json={"encryptedData": DEMO_DATA, "iv": DEMO_IV}, headers=bearer(token)
     )
     assert response.status_code == 200, response.get_json()
     assert response.get_json()["data"]["nickName"] == "Band"
     with app.app_context():
-        assert db.session.scalar(select(User.unionid)) == "ocMvos6NjeKLIBqg5Mr9QjxrP1FA"
+        assert db.session.scalar(select(Account.unionid)) == "ocMvos6NjeKLIBqg5Mr9QjxrP1FA"
 
 
 # -- what /user/info costs ----------------------------------------------------------

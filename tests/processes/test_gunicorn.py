@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import create_engine, func, select
 
 from dev.stack import start_gunicorn
-from services.stores.models import User
+from services.stores.models import Account, Identity
 from support.apps import bearer, cookie
 from support.servers import Server, instance_env
 
@@ -105,12 +105,15 @@ def instances(service, second_service) -> list[Server]:
     return [service, second_service]
 
 
-def user_rows(database_url: str, openid: str) -> int:
+def user_rows(database_url: str, openid: str) -> tuple[int, int]:
+    """(identities with this openid, accounts they belong to)."""
     engine = create_engine(database_url)
     with engine.connect() as conn:
-        count = conn.scalar(select(func.count()).where(User.openid == openid))
+        mine = select(Identity.account_id).where(Identity.openid == openid)
+        identities = conn.scalar(select(func.count()).select_from(mine.subquery()))
+        accounts = conn.scalar(select(func.count()).where(Account.id.in_(mine)))
     engine.dispose()
-    return count
+    return identities, accounts
 
 
 def test_fifty_parallel_logins_across_instances_get_one_session(
@@ -129,7 +132,7 @@ def test_fifty_parallel_logins_across_instances_get_one_session(
     with ThreadPoolExecutor(max_workers=50) as pool:
         tokens = set(pool.map(attempt, enumerate(codes)))
     assert len(tokens) == 1
-    assert user_rows(database_url, openid) == 1
+    assert user_rows(database_url, openid) == (1, 1)
     (token,) = tokens
     for server in instances:
         assert server.get("/user/info", headers=bearer(token))[0].status_code == 200

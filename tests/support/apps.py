@@ -42,3 +42,21 @@ def migrate_database(url: str, redis_url: str) -> None:
     with app.app_context():
         flask_migrate.upgrade()
         db.engine.dispose()
+
+
+# What a session token looks like (services/crypto/tokens.py).
+TOKEN_PATTERN = r"[a-z2-7]{4}[A-Za-z0-9_-]{51}"
+
+
+def identity_of(app: Any, openid: str, appid: str = APPID) -> Any:
+    """The identity record of a WeChat user in an app, from the app's graph."""
+    from blueprints import GRAPH
+
+    return app.extensions[GRAPH].login.accounts.find_identity(appid, openid)
+
+
+def unknown_token(app: Any) -> str:
+    """A token this service could have minted, for a session that never was."""
+    from blueprints import GRAPH
+
+    return app.extensions[GRAPH].sessions.tokens.mint("aaaa")

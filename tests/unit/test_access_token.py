@@ -33,7 +33,9 @@ def wechat_client(emulator_server) -> Iterator[WeChatClient]:
 
 
 def provider(redis_url: str, client: WeChatClient, **kwargs) -> AccessTokenStore:
-    return AccessTokenStore(connect(redis_url), keys=KEYS, fetch=client.stable_token, **kwargs)
+    return AccessTokenStore(
+        connect(redis_url), keys=KEYS, appid=APPID, fetch=client.stable_token, **kwargs
+    )
 
 
 @pytest.fixture
@@ -49,7 +51,7 @@ def test_one_fetch_then_the_cache(store, wechat, redis_client):
     first = store.current()
     assert store.current() == first
     assert fetches(wechat) == 1
-    assert 7000 < redis_client.ttl(KEYS.access_token()) <= 7200
+    assert 7000 < redis_client.ttl(KEYS.access_token(APPID)) <= 7200
     (call,) = wechat.calls("stable_token")
     assert call["method"] == "POST"
     assert call["body"] == {
@@ -73,39 +75,39 @@ def test_many_threads_on_a_cold_cache_fetch_once(store, wechat):
 
 def test_refreshed_ahead_of_expiry(store, wechat, redis_client):
     store.current()
-    redis_client.expire(KEYS.access_token(), 200)  # inside the last five minutes
+    redis_client.expire(KEYS.access_token(APPID), 200)  # inside the last five minutes
     store.current()
     assert fetches(wechat) == 2
 
 
 def test_a_refresh_under_way_does_not_block_a_valid_token(store, wechat, redis_client):
     value = store.current()
-    redis_client.expire(KEYS.access_token(), 200)
-    redis_client.set(KEYS.access_token_lock(), "someone-else", px=5000)
+    redis_client.expire(KEYS.access_token(APPID), 200)
+    redis_client.set(KEYS.access_token_lock(APPID), "someone-else", px=5000)
     assert store.current() == value
     assert fetches(wechat) == 1
 
 
 def test_a_crashed_refresher_does_not_stall_everyone(store, wechat, redis_client):
-    redis_client.set(KEYS.access_token_lock(), "crashed", px=300)
+    redis_client.set(KEYS.access_token_lock(APPID), "crashed", px=300)
     assert store.current()
     assert fetches(wechat) == 1
 
 
 def test_waiting_gives_up_with_a_clear_error(redis_url, redis_client, wechat, wechat_client):
     impatient = provider(redis_url, wechat_client, wait=0.3)
-    redis_client.set(KEYS.access_token_lock(), "stuck", px=10_000)
+    redis_client.set(KEYS.access_token_lock(APPID), "stuck", px=10_000)
     with pytest.raises(errors.WeChatBusy):
         impatient.current()
     assert fetches(wechat) == 0
 
 
 def test_invalidate_only_drops_the_token_that_was_used(store, redis_client):
-    redis_client.set(KEYS.access_token(), "newer-token", ex=7000)
+    redis_client.set(KEYS.access_token(APPID), "newer-token", ex=7000)
     assert store.invalidate("older-token") is False
-    assert redis_client.get(KEYS.access_token()) == "newer-token"
+    assert redis_client.get(KEYS.access_token(APPID)) == "newer-token"
     assert store.invalidate("newer-token") is True
-    assert redis_client.get(KEYS.access_token()) is None
+    assert redis_client.get(KEYS.access_token(APPID)) is None
 
 
 def rejecting(times: int, errcode: int = 40001):

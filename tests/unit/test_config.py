@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -13,7 +14,9 @@ from support.constants import ROOT
 def test_without_an_appid_it_runs_against_the_emulator():
     settings = config.load({})
     assert settings["DEV_MODE"] is True
-    assert settings["WECHAT_APPID"] == config.DEFAULT_APPID
+    (app,) = config.wechat_apps(settings)
+    assert (app.appid, app.secret) == (config.DEFAULT_APPID, config.DEFAULT_SECRET)
+    assert app.push_token == config.DEV_PUSH_TOKEN
     assert settings["WECHAT_API_BASE"] == config.DEV_API_BASE
     assert settings["SESSION_TTL"] == 7 * 24 * 3600
     assert settings["SESSION_COOKIE_NAME"] == "sid"
@@ -98,3 +101,63 @@ def test_the_renew_interval_default_fits_any_sensible_ttl(ttl, interval):
     settings = config.load({"SESSION_TTL": str(ttl)})
     assert settings["SESSION_RENEW_INTERVAL"] == interval
     config.validate(settings)
+
+
+APPS = [
+    {"appid": "wxmain0000000000a", "secret": "s1", "push_token": "tok1"},
+    {"appid": "wxlite0000000000b", "secret": "s2"},
+    {"appid": "wxoa00000000000c", "secret": "s3", "kind": "official_account"},
+]
+
+
+def test_several_apps_from_json_the_first_is_the_default():
+    settings = config.load({"WECHAT_APPS": json.dumps(APPS), "SECRET_KEY": "k"})
+    config.validate(settings)
+    apps = config.wechat_apps(settings)
+    assert [app.appid for app in apps] == [a["appid"] for a in APPS]
+    assert [app.kind for app in apps] == ["miniprogram", "miniprogram", "official_account"]
+    assert apps[0].push_token == "tok1" and apps[1].push_token == ""
+    assert settings["DEV_MODE"] is False
+    assert "s1" not in repr(apps)  # secrets stay out of logs and tracebacks
+
+
+def test_several_apps_from_a_file(tmp_path):
+    path = tmp_path / "apps.json"
+    path.write_text(json.dumps(APPS))
+    settings = config.load({"WECHAT_APPS": str(path), "SECRET_KEY": "k"})
+    assert len(config.wechat_apps(settings)) == 3
+
+
+@pytest.mark.parametrize(
+    ("apps", "message"),
+    [
+        ("not json", "neither JSON nor a readable file"),
+        ("[", "not valid JSON"),
+        ("[]", "non-empty JSON list"),
+        ('{"appid": "wxa"}', "neither JSON"),
+        ("[1]", "must be an object"),
+        ('[{"appid": "wxa"}]', "needs an appid and a secret"),
+        ('[{"appid": "wxa", "secret": "s", "colour": "red"}]', "unknown setting"),
+        ('[{"appid": "wxa", "secret": "s", "kind": "game"}]', "kind must be one of"),
+        ('[{"appid": "wxa", "secret": 5}]', "every setting is a string"),
+        ('[{"appid": "wx a", "secret": "s"}]', "appid must be"),
+        ('[{"appid": "wxa", "secret": "s", "cookie_samesite": "lax"}]', "cookie_samesite"),
+        ('[{"appid": "wxa", "secret": "s", "push_token": "a b"}]', "push Token"),
+        ('[{"appid": "wxa", "secret": "s", "push_token": "ok1", "push_aes_key": "x"}]', "43"),
+        ('[{"appid": "wxa", "secret": "s"}, {"appid": "wxa", "secret": "t"}]', "appid twice"),
+    ],
+)
+def test_bad_apps_are_refused_with_a_clear_message(apps, message):
+    with pytest.raises(config.ConfigError, match=message):
+        config.validate(config.load({"WECHAT_APPS": apps, "SECRET_KEY": "k"}))
+
+
+def test_apps_and_a_single_appid_are_not_both_set():
+    environ = {"WECHAT_APPS": json.dumps(APPS), "WECHAT_APPID": "wxa", "SECRET_KEY": "k"}
+    with pytest.raises(config.ConfigError, match="not both"):
+        config.validate(config.load(environ))
+
+
+def test_several_apps_need_a_secret_key():
+    with pytest.raises(config.ConfigError, match="SECRET_KEY"):
+        config.validate(config.load({"WECHAT_APPS": json.dumps(APPS)}))

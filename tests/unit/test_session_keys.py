@@ -79,7 +79,7 @@ def test_users_do_not_share_keys(keyring):
 
 def test_sealed_at_rest_and_expiring(keyring, redis_client):
     keyring.record(1, KEY_A)
-    key = Keys("t:").user_session_keys(1)
+    key = Keys("t:").identity(1, "session_keys")
     dump = " ".join(redis_client.zrange(key, 0, -1))
     assert KEY_A not in dump and KEY_A.rstrip("=") not in dump
     assert 0 < redis_client.ttl(key) <= 60

@@ -1,14 +1,16 @@
--- Issue a session to a user who has just exchanged a login code, atomically
--- with the user's index of live sessions and the login de-duplication pointer.
+-- Issue a session to an identity that has just logged in, atomically with
+-- the identity's index of live sessions and the login de-duplication pointer.
+-- Every key shares the identity's hash tag (one Cluster slot).
 --
--- KEYS[1] user's live sessions (zset: token -> expiry time)
--- KEYS[2] user's de-duplication pointer (string: token of the newest login)
--- KEYS[3] user's newest profile snapshot (hash: pv, profile)
--- KEYS[4] user's deletion mark (set while the user is being deleted)
+-- KEYS[1] identity's live sessions (zset: token -> expiry time)
+-- KEYS[2] identity's de-duplication pointer (string: token of the newest login)
+-- KEYS[3] identity's newest profile snapshot (hash: pv, profile)
+-- KEYS[4] identity's deletion mark (set while its account is being deleted)
 -- ARGV    session key prefix, candidate token, ttl, dedup window, now,
---         max sessions per user, user id, profile version, profile json
+--         max sessions per identity, account id, profile version, profile json,
+--         identity id, appid
 -- Returns {token, reused (0|1), profile version, profile json}, or {false}
--- when the user is being deleted.
+-- when the account is being deleted.
 if redis.call('EXISTS', KEYS[4]) == 1 then
   return {false}
 end
@@ -17,8 +19,8 @@ local ttl, window, now = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local limit, uid = tonumber(ARGV[6]), ARGV[7]
 local pv, profile = tonumber(ARGV[8]), ARGV[9]
 
--- A profile bind may have committed after this login read the user row: the
--- higher version wins, whichever way round the two happened.
+-- A profile change may have committed after this login read the account:
+-- the higher version wins, whichever way round the two happened.
 local newest = redis.call('HMGET', KEYS[3], 'pv', 'profile')
 if newest[1] and tonumber(newest[1]) > pv then
   pv, profile = tonumber(newest[1]), newest[2]
@@ -32,10 +34,11 @@ local current = window > 0 and redis.call('GET', KEYS[2])
 if current and redis.call('EXISTS', prefix .. current) == 1 then
   token, reused = current, 1
   if tonumber(redis.call('HGET', prefix .. token, 'pv')) < pv then
-    redis.call('HSET', prefix .. token, 'pv', pv, 'profile', profile)
+    redis.call('HSET', prefix .. token, 'uid', uid, 'pv', pv, 'profile', profile)
   end
 else
-  redis.call('HSET', prefix .. token, 'uid', uid, 'pv', pv, 'profile', profile, 'iat', now)
+  redis.call('HSET', prefix .. token, 'uid', uid, 'iid', ARGV[10], 'app', ARGV[11],
+             'pv', pv, 'profile', profile, 'iat', now)
   if window > 0 then
     redis.call('SET', KEYS[2], token, 'EX', window)
   end
