@@ -6,7 +6,12 @@ and `redis-cli` in temporary directories, on free ports, bound to 127.0.0.1:
     SingleRedis        one primary, on plain TCP or only on TLS (certificates
                        made by make_tls_files() with `openssl`)
 
-Sentinel and Cluster run over TLS too when given the TlsFiles.
+Sentinel and Cluster run over TLS too when given the TlsFiles. Helpers:
+SentinelTopology.kill_primary / wait_for_new_primary / restart_as_replica;
+ClusterTopology.graceful_failover / kill_primary / restart / move_slots /
+wait_ok; Node.kill (SIGKILL), pause/resume (SIGSTOP: a hung server). Probe
+runs a loop of calls in a thread, records every failure and checks that each
+acknowledged write survived. The pytest fixtures are in tests/topologies/conftest.py.
 
 Each is a context manager: entering starts every process and waits until the
 topology is usable; leaving (or a failure half-way through starting) stops
@@ -29,7 +34,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self, TypeVar
@@ -847,14 +852,3 @@ class Probe:
             longest_call=max(self.durations, default=0.0),
             lost=lost,
         )
-
-
-@contextlib.contextmanager
-def timed() -> Iterator[list[float]]:
-    """`with timed() as took:` ... `took[0]` is the block's duration in seconds."""
-    took: list[float] = []
-    started = time.monotonic()
-    try:
-        yield took
-    finally:
-        took.append(time.monotonic() - started)
