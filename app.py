@@ -14,7 +14,6 @@ from typing import Any
 
 from flask import Flask
 from flask.typing import ResponseReturnValue
-from limits.storage import storage_from_string
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import config as settings
@@ -22,9 +21,9 @@ from blueprints import GRAPH, avatars, commands, errors, health, oauth, push, us
 from blueprints.extensions import db, limiter, migrate
 from blueprints.session import MiniProgramSessionInterface
 from infra import database, embedded, logs
-from infra.redis import connect, limits_storage_uri
+from infra.redis import LimitsStorage, Timeouts, connect, limits_storage
 from services.graph import build_graph
-from services.stores.redis import Keys
+from services.stores.redis import Keys, watch
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -42,12 +41,17 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             "WECHAT_APPID is not set: development mode against the WeChat emulator at %s",
             app.config["WECHAT_API_BASE"],
         )
-    configure_flask(app)
-    engine = init_extensions(app)
-    limits = storage_from_string(
-        limits_storage_uri(app.config["REDIS_URL"]), key_prefix=limits_prefix(app.config)
+    timeouts = Timeouts(socket=app.config["REDIS_TIMEOUT"], connect=app.config["REDIS_TIMEOUT"])
+    limits = limits_storage(
+        app.config["REDIS_URL"], key_prefix=limits_prefix(app.config), timeouts=timeouts
     )
-    graph = build_graph(app.config, connect(app.config["REDIS_URL"]), engine, limits)
+    configure_flask(app, limits)
+    engine = init_extensions(app)
+    client = connect(app.config["REDIS_URL"], timeouts=timeouts)
+    watch(client, pause=app.config["REDIS_FAIL_FAST"])
+    storage = limits.create()
+    watch(storage, pause=app.config["REDIS_FAIL_FAST"])
+    graph = build_graph(app.config, client, engine, storage)
     app.extensions[GRAPH] = graph
     app.session_interface = MiniProgramSessionInterface(app, graph.sessions)
     app.after_request(no_store)
@@ -65,7 +69,7 @@ def secrets(config: Mapping[str, Any]) -> list[str]:
     return found
 
 
-def configure_flask(app: Flask) -> None:
+def configure_flask(app: Flask, limits: LimitsStorage) -> None:
     """Flask's and its extensions' settings, derived from ours."""
     url = app.config["DATABASE_URL"]
     app.config.update(
@@ -74,9 +78,9 @@ def configure_flask(app: Flask) -> None:
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_HTTPONLY=True,
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
-        RATELIMIT_STORAGE_URI=limits_storage_uri(app.config["REDIS_URL"]),
+        RATELIMIT_STORAGE_URI=limits.uri,
         RATELIMIT_STRATEGY="moving-window",
-        RATELIMIT_STORAGE_OPTIONS={"key_prefix": limits_prefix(app.config)},
+        RATELIMIT_STORAGE_OPTIONS=limits.options,
         RATELIMIT_KEY_PREFIX="login-ip",
         # Redis down: let the request through; the login itself then answers 503.
         RATELIMIT_SWALLOW_ERRORS=True,
@@ -122,3 +126,5 @@ def prepare_embedded(environ: MutableMapping[str, str]) -> None:
         with app.app_context():
             flask_migrate.upgrade()
             db.engine.dispose()
+        # Workers (and anything else started from here) find it done.
+        environ["DATABASE_URL"] = app.config["DATABASE_URL"]

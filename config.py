@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from limits import parse_many
 
+from infra.redis import parse as parse_redis_url
 from wechat_emulator import DEFAULT_APPID, DEFAULT_SECRET
 
 ROOT = Path(__file__).resolve().parent
@@ -126,6 +127,10 @@ def load(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "SECRET_KEY": env.get("SECRET_KEY", "") or (DEV_SECRET_KEY if dev_mode else ""),
         "REDIS_URL": env.get("REDIS_URL", "").strip() or None,
         "REDIS_KEY_PREFIX": env.get("REDIS_KEY_PREFIX", "wx:"),
+        # Seconds to connect to Redis and to wait for each reply; then 503.
+        "REDIS_TIMEOUT": _float(env, "REDIS_TIMEOUT", 0.5),
+        # After Redis failed to answer, calls fail at once for this many seconds.
+        "REDIS_FAIL_FAST": _float(env, "REDIS_FAIL_FAST", 1.0),
         "DATABASE_URL": database_url(env.get("DATABASE_URL", "").strip() or None, instance),
         "SESSION_TTL": ttl,
         "SESSION_RENEW_INTERVAL": _int(env, "SESSION_RENEW_INTERVAL", max(1, min(3600, ttl // 10))),
@@ -266,6 +271,14 @@ def validate_profile(config: Mapping[str, Any]) -> None:
     for name in ("AVATAR_MAX_BYTES", "AVATAR_MAX_PIXELS", "AVATAR_SIZE", "AVATAR_REVIEW_TIMEOUT"):
         if config[name] < 1:
             raise ConfigError(f"{name} must be a positive number")
+    if not 0 < config["REDIS_TIMEOUT"] <= 30 or config["REDIS_FAIL_FAST"] < 0:
+        raise ConfigError("REDIS_TIMEOUT must be between 0 and 30 s; REDIS_FAIL_FAST >= 0")
+    try:
+        redis_url = config.get("REDIS_URL")
+        if redis_url:
+            parse_redis_url(redis_url)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     if config["PUSH_MAX_AGE"] < 1:
         raise ConfigError("PUSH_MAX_AGE must be at least 1 second")
 

@@ -9,7 +9,7 @@ from flask import Blueprint, current_app, g, request
 from flask.typing import ResponseReturnValue
 from flask_limiter.util import get_remote_address
 
-from blueprints import login_service, ok
+from blueprints import login_service, ok, redis_outage
 from blueprints.auth import APP_HEADER, load_user, login_required
 from blueprints.extensions import limiter
 from blueprints.inputs import body_fields, flag_field, text_field
@@ -29,7 +29,12 @@ def per_app_ip() -> str:
 
 
 @bp.post("/login")
-@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], key_func=per_app_ip)
+@limiter.limit(
+    lambda: current_app.config["LOGIN_RATE_LIMIT"],
+    key_func=per_app_ip,
+    # Redis is down: the login answers 503 at once, no need to wait on the limiter.
+    exempt_when=redis_outage,
+)
 def login() -> ResponseReturnValue:
     """{code, type}: type "wxapp" (the default) for a mini program's wx.login
     code, "mp" for an official account's web-login code; the app is the one

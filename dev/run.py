@@ -16,6 +16,7 @@ import sys
 import config
 from app import prepare_embedded
 from dev.stack import service_env, start_emulator, start_gunicorn
+from wechat_emulator import EmulatorControl
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,11 +30,13 @@ def main(argv: list[str] | None = None) -> int:
     # Development mode (the emulator's app, a dev key); your own Redis or
     # database, when REDIS_URL or DATABASE_URL say so, and other settings.
     keep = config.variables() - {"WECHAT_APPID", "WECHAT_SECRET", "SECRET_KEY"}
-    env = service_env(
-        {"WECHAT_API_BASE": emulator.url}, inherit=keep
-    )
+    env = service_env({"WECHAT_API_BASE": emulator.url}, inherit=keep)
     prepare_embedded(env)
     gunicorn = start_gunicorn(env, workers=args.workers, port=args.port)
+    # WeChat pushes content-check verdicts to the app's message-push URL.
+    app = config.wechat_apps(config.load(env))[0]
+    with EmulatorControl(emulator.url) as wechat:
+        wechat.configure_push(url=f"{gunicorn.url}/wechat/push", token=app.push_token)
     # A configured DATABASE_URL may hold a password: name it, don't print it.
     database = "DATABASE_URL" if env.get("DATABASE_URL") else config.load(env)["DATABASE_URL"]
     print(instructions(gunicorn.url, emulator.url, database, args.workers), flush=True)
@@ -58,6 +61,8 @@ def instructions(service: str, emulator: str, database: str, workers: int) -> st
   Try the flow as a mini program would, in another terminal:
     .venv/bin/python -m miniprogram --service {service} --emulator {emulator} login
     .venv/bin/python -m miniprogram --service {service} --emulator {emulator} info
+    .venv/bin/python -m miniprogram --service {service} --emulator {emulator} profile --nick 小明
+    .venv/bin/python -m miniprogram --service {service} --emulator {emulator} avatar photo.jpg
 
   Or by hand:
     curl -s -X POST {emulator}/__emulator__/login          # wx.login: gives a code

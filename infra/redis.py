@@ -115,15 +115,17 @@ BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "n
 @dataclass(frozen=True)
 class Timeouts:
     """What bounds one call. `socket` limits each read and write, `connect` each
-    connection attempt, `retries` the extra attempts after a connection error or
-    timeout (spaced by `backoff` seconds; Cluster ignores the backoff).
-    call_bound() turns them into the longest a call can block.
+    connection attempt, `retries` the extra attempts after a refused or dropped
+    connection (spaced by `backoff` seconds; Cluster ignores the backoff and
+    retries on its own terms). call_bound() turns them into the longest a call
+    can block.
 
-    A retry sends the command again: a write whose reply timed out may have
-    run, and then runs twice. retries=1 is what lets a pooled connection the
-    server closed (idle timeout, restart, failover) cost nothing: the first
-    command fails on it, the retry reconnects. There is no health-check PING
-    on top of that (it would nest a third level of retries)."""
+    A timeout is never retried: the command may have run (a write would run
+    twice), and a hung server would only make the caller wait again. retries=1
+    is what lets a pooled connection the server closed (idle timeout, restart,
+    failover) cost nothing: the first command fails on it, the retry
+    reconnects. There is no health-check PING on top of that (it would nest a
+    third level of retries)."""
 
     socket: float = 2.0
     connect: float = 2.0
@@ -138,7 +140,7 @@ class Timeouts:
 
     def retry(self) -> Retry:
         backoff = ConstantBackoff(self.backoff) if self.backoff else NoBackoff()
-        return Retry(backoff, self.retries)
+        return Retry(backoff, self.retries, supported_errors=(redis.exceptions.ConnectionError,))
 
     def socket_options(self) -> dict[str, Any]:
         return {"socket_timeout": self.socket, "socket_connect_timeout": self.connect}
@@ -461,12 +463,12 @@ def call_bound(
     process on a live host) fails at once. Derived from redis-py 8.1's retry
     structure, checked by tests/topologies:
 
-    - one primary: a command on a pooled connection times out (socket), then
-      each of `retries` attempts reconnects, itself retried (retries + 1)
-      times: socket + r x ((r + 1) x A + r x backoff) + r x backoff.
-    - Sentinel: the same, but each connection attempt first asks the sentinels
-      one after the other (each fails after A), so A becomes
-      (sentinels + 1) x A.
+    - one primary: a timeout ends the call (it is never retried); a refused
+      or dropped connection is retried, each retry after `backoff`, and a
+      retry that hangs ends with its timeout: A + r x backoff.
+    - Sentinel: each connection attempt first asks the sentinels one after
+      the other (each fails after A), and "no primary known" counts as a
+      dropped connection, so each of r + 1 attempts costs (sentinels + 1) x A.
     - Cluster: each of r + 1 attempts costs one failed connection (A), then a
       refresh of the slot map that asks every known node (A each) and a
       CLUSTERDOWN pause; when no node answers the refresh raises
@@ -478,10 +480,8 @@ def call_bound(
     if target.kind == "cluster":
         return (r + 1) * ((cluster_nodes + 1) * attempt + CLUSTER_DOWN_PAUSE)
     if target.kind == "sentinel":
-        attempt *= len(target.nodes) + 1
-    fresh = (r + 1) * attempt + r * b
-    pooled = timeouts.socket + r * ((r + 1) * attempt + r * b) + r * b
-    return max(fresh, pooled)
+        return (r + 1) * (len(target.nodes) + 1) * attempt + r * b
+    return attempt + r * b
 
 
 # -- Cluster hash slots -------------------------------------------------------------

@@ -27,6 +27,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--emulator", default="http://127.0.0.1:5100")
     p.add_argument("--storage", type=Path, default=DEFAULT_STORAGE)
     p.add_argument("--bearer", action="store_true", help="send the token, not the cookie")
+    p.add_argument("--appid", help="the mini program's appid, sent as X-WX-AppId")
     commands = p.add_subparsers(dest="command", required=True)
     commands.add_parser("login", help="wx.login, then POST /oauth/login; store the cookie")
     commands.add_parser("info", help="GET /user/info with the stored cookie")
@@ -93,7 +94,9 @@ def run(args: argparse.Namespace, app: MiniProgram) -> object:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    app = MiniProgram(args.service, args.emulator, Storage(args.storage), use_bearer=args.bearer)
+    app = MiniProgram(
+        args.service, args.emulator, Storage(args.storage), use_bearer=args.bearer, appid=args.appid
+    )
     try:
         result = run(args, app)
     except ServiceError as exc:

@@ -42,11 +42,13 @@ class MiniProgram:
         storage: Storage,
         *,
         use_bearer: bool = False,
+        appid: str | None = None,
         timeout: float = 15.0,
     ) -> None:
         self.service = service.rstrip("/")
         self.storage = storage
         self.use_bearer = use_bearer
+        self.appid = appid  # a mini program knows it: wx.getAccountInfoSync()
         self.timeout = timeout
         self.http = requests.Session()
         self.wx = EmulatorControl(emulator)
@@ -60,7 +62,7 @@ class MiniProgram:
     # -- wx.* ---------------------------------------------------------------
 
     def wx_login(self) -> str:
-        issued = self.wx.login(openid=self.storage.get(DEVICE_USER_KEY))
+        issued = self.wx.login(openid=self.storage.get(DEVICE_USER_KEY), appid=self.appid)
         self.storage.set(DEVICE_USER_KEY, issued["openid"])
         return issued["code"]
 
@@ -122,7 +124,7 @@ class MiniProgram:
         """What a page does with wx.getUserProfile's result."""
 
         def sealed() -> dict[str, Any]:
-            data = self.wx.encrypt(self.device_user(), data=profile)
+            data = self.wx.encrypt(self.device_user(), data=profile, appid=self.appid)
             return {k: data[k] for k in ("encryptedData", "iv", "rawData", "signature")}
 
         return self._bind("/user/bindinfo", sealed)
@@ -130,13 +132,16 @@ class MiniProgram:
     def bind_phone(self, phone: str = "13800138000", legacy: bool = False) -> dict[str, Any]:
         """What a page does with the getPhoneNumber button's e.detail."""
         if not legacy:
-            code = self.wx.phone_code(self.device_user(), phoneNumber=phone, purePhoneNumber=phone)
+            code = self.wx.phone_code(
+                self.device_user(), appid=self.appid, phoneNumber=phone, purePhoneNumber=phone
+            )
             return self.request("POST", "/user/bindphone", {"code": code["code"]})
 
         def sealed() -> dict[str, Any]:
             data = self.wx.encrypt(
                 self.device_user(),
                 data={"phoneNumber": phone, "purePhoneNumber": phone, "countryCode": "86"},
+                appid=self.appid,
             )
             return {"encryptedData": data["encryptedData"], "iv": data["iv"]}
 
@@ -185,8 +190,9 @@ class MiniProgram:
         return payload.get("data")
 
     def _auth_headers(self) -> dict[str, str]:
+        headers = {"X-WX-AppId": self.appid} if self.appid else {}
         if self.use_bearer:
             token = self.storage.get(TOKEN_KEY)
-            return {"Authorization": f"Bearer {token}"} if token else {}
+            return {**headers, "Authorization": f"Bearer {token}"} if token else headers
         cookie = self.cookies.header()
-        return {"Cookie": cookie} if cookie else {}
+        return {**headers, "Cookie": cookie} if cookie else headers

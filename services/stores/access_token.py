@@ -81,11 +81,11 @@ class AccessTokenStore:
 
     def invalidate(self, access_token: str) -> bool:
         """Drop the cached access_token, but only if it is still this one."""
-        with guard():
+        with guard(self.redis):
             return compare_and_set(self._compare_and_set, self.key, access_token)
 
     def _cached(self) -> tuple[str | None, float]:
-        with guard():
+        with guard(self.redis):
             pipe = self.redis.pipeline(transaction=False)
             pipe.get(self.key)
             pipe.pttl(self.key)
@@ -97,7 +97,7 @@ class AccessTokenStore:
         deadline = time.monotonic() + self.wait
         while True:
             lock_id = secrets.token_hex(16)
-            with guard():
+            with guard(self.redis):
                 locked = self.redis.set(
                     self.lock_key, lock_id, nx=True, px=int(self.lock_ttl * 1000)
                 )
@@ -105,7 +105,7 @@ class AccessTokenStore:
                 try:
                     return self._fetch_unless_refreshed()
                 finally:
-                    with guard():
+                    with guard(self.redis):
                         compare_and_set(self._compare_and_set, self.lock_key, lock_id)
             if usable is not None:
                 return usable  # another process is refreshing; this one is still valid
@@ -122,7 +122,7 @@ class AccessTokenStore:
         if value is not None and ttl > self.refresh_ahead:
             return value  # someone refreshed between our read and our lock
         fetched = self.fetch()
-        with guard():
+        with guard(self.redis):
             self.redis.set(self.key, fetched.value, ex=fetched.expires_in)
         log.info("fetched a new access_token (expires in %ss)", fetched.expires_in)
         return fetched.value

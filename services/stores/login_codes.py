@@ -65,14 +65,14 @@ class LoginCodeLedger:
     def claim(self, js_code: str) -> CodeState | None:
         """Own the code if nobody has it yet."""
         state = _state("pending", secrets.token_hex(8))
-        with guard():
+        with guard(self.redis):
             owned = self.redis.set(
                 self._key(js_code), state.raw, nx=True, px=int(self.pending_ttl * 1000)
             )
         return state if owned else None
 
     def read(self, js_code: str) -> CodeState | None:
-        with guard():
+        with guard(self.redis):
             raw = self.redis.get(self._key(js_code))
         if raw is None:
             return None
@@ -115,11 +115,11 @@ class LoginCodeLedger:
         self._set(js_code, _state("error", slug))
 
     def _set(self, js_code: str, state: CodeState) -> None:
-        with guard():
+        with guard(self.redis):
             self.redis.set(self._key(js_code), state.raw, ex=self.replay_ttl)
 
     def _swap(self, js_code: str, expected: str, new: str, ms: int) -> bool:
-        with guard():
+        with guard(self.redis):
             return compare_and_set(self._compare_and_set, self._key(js_code), expected, new, ms)
 
     def _key(self, js_code: str) -> str:

@@ -29,14 +29,14 @@ class PushGuard:
 
     def park(self, trace_id: str, verdict: str) -> None:
         """Keep a verdict that arrived before its upload was recorded."""
-        with guard():
+        with guard(self.redis):
             self.redis.set(self.keys.push("parked", trace_id), verdict, ex=self.event_window)
 
     def claim_parked(self, trace_id: str) -> str | None:
-        with guard():
+        with guard(self.redis):
             return self.redis.getdel(self.keys.push("parked", trace_id))
 
     def _first(self, kind: str, ttl: int, *parts: str) -> bool:
         digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
-        with guard():
+        with guard(self.redis):
             return bool(self.redis.set(self.keys.push(kind, digest), "1", nx=True, ex=ttl))

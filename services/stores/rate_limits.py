@@ -18,6 +18,7 @@ from services.stores.redis import guard
 class OpenidRateLimit:
     def __init__(self, storage: Storage, limit: str) -> None:
         self.item = parse(limit)
+        self.storage = storage
         self.limiter = MovingWindowRateLimiter(storage)
 
     def hit(self, appid: str, openid: str) -> None:
@@ -25,7 +26,7 @@ class OpenidRateLimit:
         RateLimited. The key holds a hash of the openid: no openid is written
         to Redis."""
         who = hashlib.sha256(f"{appid}:{openid}".encode()).hexdigest()[:32]
-        with guard():
+        with guard(self.storage):
             if self.limiter.hit(self.item, "login", "openid", who):
                 return
             reset_at = self.limiter.get_window_stats(self.item, "login", "openid", who)[0]

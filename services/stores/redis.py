@@ -9,9 +9,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
-from collections.abc import Iterator
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import redis
 from redis.commands.core import Script
@@ -81,11 +85,89 @@ def compare_and_set(script: Script, key: str, expected: str, new: str = "", ms: 
     return bool(script(keys=[key], args=[expected, new, ms]))
 
 
+# Failures that mean Redis did not answer (as opposed to an answer that is an
+# error, like OOM or READONLY): they open the outage's pause. RedisCluster
+# raises RedisClusterException, which is not a RedisError, when no node answers.
+UNREACHABLE = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.RedisClusterException,
+)
+FAILED = (redis.RedisError, redis.exceptions.RedisClusterException)
+
+
+class Outage:
+    """How one Redis client is doing, per process. Once Redis fails to answer,
+    calls fail at once for `pause` seconds (a stalled Redis costs one
+    deadline, not one per request), then calls try again. Logged when it
+    starts, once per `log_every` while it lasts, and when it ends."""
+
+    def __init__(
+        self, pause: float, log_every: float = 30.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.pause = pause
+        self.log_every = log_every
+        self.clock = clock
+        self.until = 0.0
+        self.failures = 0
+        self.logged_at: float | None = None
+        self.lock = threading.Lock()
+
+    @property
+    def ongoing(self) -> bool:
+        return self.clock() < self.until
+
+    def failed(self, exc: BaseException) -> None:
+        with self.lock:
+            now = self.clock()
+            self.until = now + self.pause
+            self.failures += 1
+            if self.logged_at is None or now - self.logged_at >= self.log_every:
+                first = self.logged_at is None
+                self.logged_at = now
+                log.error(
+                    "Redis %s: %s (%d failure(s) so far); failing fast for %.1f s at a time",
+                    "is unreachable" if first else "is still unreachable",
+                    type(exc).__name__,
+                    self.failures,
+                    self.pause,
+                )
+
+    def answered(self) -> None:
+        if self.logged_at is None:
+            return
+        with self.lock:
+            if self.logged_at is not None:
+                log.warning("Redis answers again after %d failure(s)", self.failures)
+                self.logged_at, self.failures, self.until = None, 0, 0.0
+
+
+_outages: weakref.WeakKeyDictionary[Any, Outage] = weakref.WeakKeyDictionary()
+DEFAULT_PAUSE = 1.0
+
+
+def watch(client: Any, pause: float = DEFAULT_PAUSE) -> Outage:
+    """The client's outage state, created on first use."""
+    outage = _outages.get(client)
+    if outage is None:
+        outage = _outages.setdefault(client, Outage(pause))
+    return outage
+
+
 @contextmanager
-def guard() -> Iterator[None]:
-    """The one place a Redis failure becomes a domain error."""
+def guard(client: Any) -> Iterator[None]:
+    """The one place a Redis failure becomes a domain error (503
+    session_store_unavailable); during an outage, at once."""
+    outage = watch(client)
+    if outage.ongoing:
+        raise errors.SessionStoreUnavailable()
     try:
         yield
-    except redis.RedisError as exc:
-        log.error("Redis failed: %s: %s", type(exc).__name__, exc)
+    except UNREACHABLE as exc:
+        outage.failed(exc)
         raise errors.SessionStoreUnavailable() from None
+    except FAILED as exc:
+        log.error("Redis answered an error: %s: %s", type(exc).__name__, str(exc)[:200])
+        raise errors.SessionStoreUnavailable() from None
+    outage.answered()

@@ -47,7 +47,7 @@ class SessionKeyRing:
     def record(self, identity_id: int, session_key: str) -> None:
         """Remember a session_key as the identity's newest; forget the oldest."""
         key = self.keys.identity(identity_id, "session_keys")
-        with guard():
+        with guard(self.redis):
             pipe = self.redis.pipeline(transaction=True)
             pipe.zadd(key, {self.sealer.seal(session_key): self.clock()})
             pipe.zremrangebyrank(key, 0, -(self.history + 1))
@@ -56,7 +56,7 @@ class SessionKeyRing:
 
     def recent(self, identity_id: int) -> list[RecentKey]:
         """Newest first. Entries sealed under another SECRET_KEY are skipped."""
-        with guard():
+        with guard(self.redis):
             entries = self.redis.zrevrange(
                 self.keys.identity(identity_id, "session_keys"),
                 0,
@@ -72,7 +72,7 @@ class SessionKeyRing:
         return found
 
     def forget(self, identity_id: int) -> None:
-        with guard():
+        with guard(self.redis):
             self.redis.delete(self.keys.identity(identity_id, "session_keys"))
 
     def newest(self, identity_id: int) -> str | None:

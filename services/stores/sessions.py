@@ -89,7 +89,7 @@ class SessionStore:
         """A fresh session, or within the de-duplication window the identity's
         newest one (so parallel logins of one user in one app share a token)."""
         tag = identity_tag(identity_id)
-        with guard():
+        with guard(self.redis):
             token, *rest = self._issue(
                 keys=self._identity_keys(identity_id),
                 args=[
@@ -117,7 +117,7 @@ class SessionStore:
         if not self.tokens.valid(token):
             return None
         key = self.keys.session(token)
-        with guard():
+        with guard(self.redis):
             pipe = self.redis.pipeline(transaction=False)
             pipe.hgetall(key)
             pipe.pttl(key)
@@ -136,7 +136,7 @@ class SessionStore:
         if not self.tokens.valid(token):
             return None
         key = self.keys.session(token)
-        with guard():
+        with guard(self.redis):
             pipe = self.redis.pipeline(transaction=False)
             pipe.hget(key, "uid")
             pipe.ttl(key)
@@ -150,7 +150,7 @@ class SessionStore:
         if not self.tokens.valid(token):
             return False
         key = self.keys.session(token)
-        with guard():
+        with guard(self.redis):
             identity_id = self.redis.hget(key, "iid")
             if identity_id is None:
                 return False
@@ -168,7 +168,7 @@ class SessionStore:
         return self._end_identity(identity_id, mark_ttl=DELETION_MARK_TTL)
 
     def live_tokens(self, identity_id: int) -> list[str]:
-        with guard():
+        with guard(self.redis):
             return list(self.redis.zrange(self.keys.identity(identity_id, "sessions"), 0, -1))
 
     def sync_profile(
@@ -177,7 +177,7 @@ class SessionStore:
         """Put a newer profile (and its account id) into every live session of
         the identity."""
         sessions, _, snapshot, _ = self._identity_keys(identity_id)
-        with guard():
+        with guard(self.redis):
             return int(
                 self._sync(
                     keys=[sessions, snapshot],
@@ -192,7 +192,7 @@ class SessionStore:
             )
 
     def _end_identity(self, identity_id: int, mark_ttl: int) -> int:
-        with guard():
+        with guard(self.redis):
             return int(
                 self._revoke_identity(
                     keys=self._identity_keys(identity_id),

@@ -4,16 +4,18 @@ the service under gunicorn."""
 from __future__ import annotations
 
 import json
+import secrets
 import subprocess
 import sys
 from datetime import UTC, datetime
 from email.utils import format_datetime
 
 import pytest
+from PIL import Image
 
 from miniprogram import CookieJar, MiniProgram, Storage
 from miniprogram.cookies import parse_set_cookie
-from support.constants import ROOT
+from support.constants import PUSH_TOKEN, ROOT
 
 NOW = 1_800_000_000.0
 
@@ -170,3 +172,30 @@ def test_a_stale_session_key_leads_to_login_then_fresh_data(
     assert app.bind_info({"nickName": "after a rotation"})["nickName"] == "after a rotation"
     assert app.logins == 2
     app.close()
+
+
+@pytest.mark.gunicorn
+def test_the_cli_fills_in_a_profile_uploads_an_avatar_and_deletes(
+    service, emulator_server, wechat, redis_client, tmp_path, watch
+):
+    wechat.configure_push(url=f"{service.url}/wechat/push", token=PUSH_TOKEN)
+    storage, picture = tmp_path / "storage.json", tmp_path / "me.png"
+    Image.new("RGB", (200, 200), tuple(secrets.token_bytes(3))).save(picture)
+    named = run_cli(
+        service, emulator_server, storage, "profile", "--nick", "小明🐱", "--city", "杭州"
+    )
+    assert named.returncode == 0, named.stderr
+    assert json.loads(named.stdout)["nickName"] == "小明🐱"
+    uploaded = run_cli(service, emulator_server, storage, "avatar", str(picture))
+    assert uploaded.returncode == 0, uploaded.stderr
+    pending = json.loads(uploaded.stdout)
+    assert pending["avatarReview"] == "pending"
+    wechat.wait_media_checks()
+    info = json.loads(run_cli(service, emulator_server, storage, "info").stdout)
+    assert info["avatarUrl"] == pending["pendingAvatarUrl"]
+    deleted = run_cli(service, emulator_server, storage, "delete")
+    assert json.loads(deleted.stdout) == {"deleted": True}
+    assert "cookies" in json.loads(storage.read_text())  # emptied, not left behind
+    assert json.loads(storage.read_text())["cookies"] == {}
+    for output in (named, uploaded, deleted):
+        watch.add_text(output.stdout + output.stderr)

@@ -86,8 +86,8 @@ def test_a_hung_primary_blocks_a_call_at_most_the_bound(
     assert isinstance(fresh_error, redis.TimeoutError), fresh_error
     assert isinstance(pooled_error, redis.TimeoutError), pooled_error
     assert fresh_took <= bound + SLACK and pooled_took <= bound + SLACK
-    # Every attempt really waited its timeout: the bound is not loose here.
-    assert pooled_took >= (retries + 1) * 0.2
+    # A timeout is never retried, whatever `retries` says: one wait, not several.
+    assert 0.2 <= pooled_took < 2 * 0.2
     record(
         f"one primary ({'TLS' if tls else 'TCP'}) hung, socket=connect=0.2 s, "
         f"retries={retries}: new connection {fresh_took:.2f} s, pooled {pooled_took:.2f} s, "

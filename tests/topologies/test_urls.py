@@ -124,7 +124,11 @@ def test_limits_storage_for_cluster() -> None:
 def test_call_bound_grows_with_retries_and_sentinels() -> None:
     fast = Timeouts(socket=0.5, connect=0.5, retries=0)
     assert call_bound("redis://h:1", fast) == 0.5
-    assert call_bound("redis://h:1", Timeouts(socket=0.5, connect=0.5, retries=1)) == 1.5
+    # A timeout is never retried: retries only follow a refused connection, at once.
+    assert call_bound("redis://h:1", Timeouts(socket=0.5, connect=0.5, retries=1)) == 0.5
+    assert (
+        call_bound("redis://h:1", Timeouts(socket=0.5, connect=0.5, retries=2, backoff=0.1)) == 0.7
+    )
     assert call_bound("redis+sentinel://a:1,b:1,c:1/m", fast) == 2.0
     assert call_bound("redis+cluster://a:1", fast, cluster_nodes=6) == 3.75
 
