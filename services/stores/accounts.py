@@ -8,6 +8,8 @@ one (merge_rule below; README "Accounts and identities").
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -99,6 +101,7 @@ class AccountStore:
             except IntegrityError:
                 if attempt == CREATE_ATTEMPTS:
                     raise
+                time.sleep(random.uniform(0, 0.02 * attempt))  # let the winner commit
         raise AssertionError("unreachable")
 
     def attach_unionid(self, identity_id: int, unionid: str) -> LoggedIn:
@@ -274,19 +277,24 @@ class AccountStore:
 
 
 def _log_in(db: Session, appid: str, openid: str, unionid: str | None) -> LoggedIn:
-    identity = db.scalar(
-        select(Identity).where(Identity.appid == appid, Identity.openid == openid).with_for_update()
-    )
+    # No lock to look: a row that is not there yet would be locked as a gap,
+    # and concurrent first logins would deadlock; the unique constraints
+    # settle that race instead (the loser retries and finds the winner's row).
+    identity = db.scalar(select(Identity).where(Identity.appid == appid, Identity.openid == openid))
     if identity is None:
         account = _account_for(db, unionid)
         identity = Identity(account_id=account.id, appid=appid, openid=openid, unionid=unionid)
         db.add(identity)
         db.flush()  # a concurrent first login of this identity fails here
         return LoggedIn(_identity(identity), _account(account))
+    if not unionid or identity.unionid == unionid:
+        return LoggedIn(_identity(identity), _account(db.get(Account, identity.account_id)))
+    # A new unionid: the rows it touches are locked, existing ones only.
+    db.refresh(identity, with_for_update=True)
     account = db.get(Account, identity.account_id, with_for_update=True)
     merged: tuple[int, ...] = ()
     orphans: tuple[str, ...] = ()
-    if unionid and identity.unionid != unionid:
+    if identity.unionid != unionid:
         identity.unionid = unionid
         other = db.scalar(select(Account).where(Account.unionid == unionid).with_for_update())
         if other is not None and other.id != account.id:

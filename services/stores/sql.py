@@ -4,6 +4,9 @@ into `DatabaseUnavailable` when the database cannot be reached."""
 
 from __future__ import annotations
 
+import logging
+import random
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -15,7 +18,8 @@ from sqlalchemy.orm import Session
 from services import errors
 
 T = TypeVar("T")
-ATTEMPTS = 3
+log = logging.getLogger(__name__)
+ATTEMPTS = 5
 # A transaction the database chose to abort so another could go on: try again.
 MYSQL_CONFLICTS = {1213, 1205}  # deadlock, lock wait timeout
 POSTGRES_CONFLICTS = {"40001", "40P01"}  # serialization failure, deadlock
@@ -28,7 +32,11 @@ def transaction(engine: Engine, work: Callable[[Session], T]) -> T:
                 return work(db)
         except OperationalError as exc:
             if attempt < ATTEMPTS and _lost_a_conflict(exc):
+                # Spread the retries out, or the same transactions collide again.
+                time.sleep(random.uniform(0, 0.02 * attempt))
                 continue
+            if _lost_a_conflict(exc):
+                log.warning("a transaction lost %d conflicts in a row", ATTEMPTS)
             raise errors.DatabaseUnavailable() from None
         except (InterfaceError, PoolTimeout):
             raise errors.DatabaseUnavailable() from None
