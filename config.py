@@ -144,6 +144,12 @@ def load(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         # Per client IP (Flask-Limiter) and per WeChat user; limits' notation.
         "LOGIN_RATE_LIMIT": env.get("LOGIN_RATE_LIMIT", "").strip() or "120/minute",
         "LOGIN_RATE_LIMIT_OPENID": (env.get("LOGIN_RATE_LIMIT_OPENID", "").strip() or "60/minute"),
+        # Calls to WeChat one account may cause (checks, phone codes, content security).
+        "WECHAT_CALL_RATE_LIMIT": (
+            env.get("WECHAT_CALL_RATE_LIMIT", "").strip() or "20/minute;200/day"
+        ),
+        # Seconds a checksession answer is reused for the same session_key.
+        "CHECK_SESSION_CACHE": _int(env, "CHECK_SESSION_CACHE", 60),
         # How many proxies in front of the service append to X-Forwarded-For.
         "TRUSTED_PROXIES": _int(env, "TRUSTED_PROXIES", 0),
         # WeChat's message push: the Token and EncodingAESKey of the console.
@@ -233,7 +239,7 @@ def _parse_apps(raw: str) -> tuple[WeChatApp, ...]:
 def _app(entry: Any, index: int) -> WeChatApp:
     where = f"WECHAT_APPS[{index}]"
     if not isinstance(entry, dict):
-        raise ConfigError(f"{where} must be an object like {{\"appid\": ..., \"secret\": ...}}")
+        raise ConfigError(f'{where} must be an object like {{"appid": ..., "secret": ...}}')
     unknown = sorted(set(entry) - set(WeChatApp.__dataclass_fields__))
     if unknown:
         raise ConfigError(f"{where} has unknown setting(s): {', '.join(unknown)}")
@@ -305,13 +311,13 @@ def validate(config: Mapping[str, Any]) -> None:
             raise ConfigError(f"{name} must be at least 1")
     if config["WECHAT_WATERMARK_MAX_AGE"] < 0:
         raise ConfigError("WECHAT_WATERMARK_MAX_AGE cannot be negative (0 turns it off)")
-    for name in ("LOGIN_DEDUP_WINDOW", "TRUSTED_PROXIES"):
+    for name in ("LOGIN_DEDUP_WINDOW", "TRUSTED_PROXIES", "CHECK_SESSION_CACHE"):
         if config[name] < 0:
             raise ConfigError(f"{name} cannot be negative")
     validate_profile(config)
     if config["LOGIN_CODE_REPLAY_TTL"] < 1:
         raise ConfigError("LOGIN_CODE_REPLAY_TTL must be at least 1 second")
-    for name in ("LOGIN_RATE_LIMIT", "LOGIN_RATE_LIMIT_OPENID"):
+    for name in ("LOGIN_RATE_LIMIT", "LOGIN_RATE_LIMIT_OPENID", "WECHAT_CALL_RATE_LIMIT"):
         try:
             parse_many(config[name])
         except ValueError:

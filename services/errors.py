@@ -17,6 +17,9 @@ class ServiceError(Exception):
     slug: ClassVar[str] = "internal_error"
     code: ClassVar[int] = 5000
     message: ClassVar[str] = "The service failed unexpectedly; the failure was logged."
+    # Seconds a client should wait before trying again (Retry-After): 429s
+    # and the 503s worth retrying soon say so, nothing else does.
+    retry_after_default: ClassVar[int | None] = None
 
     def __init__(
         self,
@@ -26,7 +29,7 @@ class ServiceError(Exception):
         data: Any = None,
     ):
         self.detail = message or self.message
-        self.retry_after = retry_after
+        self.retry_after = retry_after or self.retry_after_default
         self.data = data
         super().__init__(self.detail)
 
@@ -200,6 +203,7 @@ class WeChatRateLimited(ServiceError):
 class WeChatBusy(ServiceError):
     status, slug, code = 503, "wechat_busy", 3102
     message = "WeChat reported a system error twice; retry shortly."
+    retry_after_default = 1
 
 
 class WeChatTimeout(ServiceError):
@@ -311,11 +315,13 @@ class PushMalformed(ServiceError):
 class SessionStoreUnavailable(ServiceError):
     status, slug, code = 503, "session_store_unavailable", 5001
     message = "The session store is unavailable; retry shortly."
+    retry_after_default = 1
 
 
 class DatabaseUnavailable(ServiceError):
     status, slug, code = 503, "database_unavailable", 5002
     message = "The user database is unavailable; retry shortly."
+    retry_after_default = 1
 
 
 class NotReady(ServiceError):

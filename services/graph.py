@@ -21,9 +21,9 @@ from services.stores.accounts import AccountStore
 from services.stores.avatars import SqlAvatarStorage
 from services.stores.login_codes import LoginCodeLedger
 from services.stores.push_guard import PushGuard
-from services.stores.rate_limits import OpenidRateLimit
+from services.stores.rate_limits import RateLimit
 from services.stores.redis import Keys
-from services.stores.session_keys import SessionKeyRing
+from services.stores.session_keys import CheckSessionCache, SessionKeyRing
 from services.stores.sessions import SessionStore
 from services.usecases.accounts import AccountService
 from services.usecases.avatars import AvatarService, AvatarSettings
@@ -74,7 +74,13 @@ def build_graph(
     storage = SqlAvatarStorage(engine)
     files = AvatarFiles(accounts, storage)
     publisher = Publisher(accounts, sessions, files)
-    content = ContentSecurity(apps, accounts, config["PROFILE_REVIEW_POLICY"])
+    wechat_limit = RateLimit(
+        limits,
+        config["WECHAT_CALL_RATE_LIMIT"],
+        scope="wechat/account",
+        message="Too many requests that reach WeChat for this user; wait before trying again.",
+    )
+    content = ContentSecurity(apps, accounts, config["PROFILE_REVIEW_POLICY"], wechat_limit)
     push_guard = PushGuard(client, keys=keys, window=2 * config["PUSH_MAX_AGE"])
     avatars = AvatarService(
         accounts=accounts,
@@ -104,11 +110,22 @@ def build_graph(
             accounts=accounts,
             sessions=sessions,
             session_keys=session_keys,
-            openid_limit=OpenidRateLimit(limits, config["LOGIN_RATE_LIMIT_OPENID"]),
+            openid_limit=RateLimit(
+                limits,
+                config["LOGIN_RATE_LIMIT_OPENID"],
+                scope="login/openid",
+                message="Too many logins for this WeChat user; wait before trying again.",
+            ),
+            wechat_limit=wechat_limit,
             publisher=publisher,
+            checked=CheckSessionCache(client, keys=keys, ttl=config["CHECK_SESSION_CACHE"]),
         ),
         profile=ProfileService(
-            accounts=accounts, session_keys=session_keys, content=content, publisher=publisher
+            accounts=accounts,
+            session_keys=session_keys,
+            content=content,
+            publisher=publisher,
+            wechat_limit=wechat_limit,
         ),
         avatars=avatars,
         accounts=account_service,
@@ -118,7 +135,7 @@ def build_graph(
             avatars=avatars,
             accounts=account_service,
         ),
-        readiness=Readiness(client, engine),
+        readiness=Readiness(client, engine, config["REDIS_KEY_PREFIX"]),
         sessions=sessions,
     )
 
@@ -141,7 +158,11 @@ def _app(
         kind=app.kind,
         wechat=wechat,
         access_token=AccessTokenStore(
-            client, keys=keys, appid=app.appid, fetch=wechat.stable_token
+            client,
+            keys=keys,
+            appid=app.appid,
+            sealer=Sealer(config["SECRET_KEY"], "access_token at rest"),
+            fetch=wechat.stable_token,
         ),
         login_codes=LoginCodeLedger(
             client,

@@ -4,7 +4,9 @@ Processes that each fetch their own token invalidate one another (40001), so
 exactly one process fetches: it takes a Redis lock, checks again that nobody
 refreshed meanwhile, and fetches; the others keep using the cached token, or
 wait for the new one. The token is refreshed ahead of expiry: stable_token
-hands out a new token in the current one's last 5 minutes.
+hands out a new token in the current one's last 5 minutes. The token is
+sealed at rest (services/crypto/sealing.py), like session_keys: a Redis dump,
+MONITOR or slowlog never shows a credential that can call WeChat's APIs.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import TypeVar
 import redis
 
 from services import errors
+from services.crypto.sealing import Sealer
 from services.stores.redis import Keys, compare_and_set, guard, load_script
 from services.wechat import TOKEN_ERRORS, StableToken, WeChatErrcode
 
@@ -32,6 +35,7 @@ class AccessTokenStore:
         *,
         keys: Keys,
         appid: str,
+        sealer: Sealer,
         fetch: Callable[[], StableToken],
         refresh_ahead: int = 300,
         # Longer than a fetch can take (two attempts of connect + read timeout),
@@ -44,6 +48,7 @@ class AccessTokenStore:
         self.keys = keys
         self.key = keys.access_token(appid)
         self.lock_key = keys.access_token_lock(appid)
+        self.sealer = sealer
         self.fetch = fetch
         self.refresh_ahead = refresh_ahead
         self.lock_ttl = lock_ttl
@@ -82,14 +87,16 @@ class AccessTokenStore:
     def invalidate(self, access_token: str) -> bool:
         """Drop the cached access_token, but only if it is still this one."""
         with guard(self.redis):
-            return compare_and_set(self._compare_and_set, self.key, access_token)
+            return compare_and_set(self._compare_and_set, self.key, self.sealer.seal(access_token))
 
     def _cached(self) -> tuple[str | None, float]:
         with guard(self.redis):
             pipe = self.redis.pipeline(transaction=False)
             pipe.get(self.key)
             pipe.pttl(self.key)
-            value, pttl = pipe.execute()
+            sealed, pttl = pipe.execute()
+        # Sealed under another SECRET_KEY (rotated): as if there were none.
+        value = self.sealer.open(sealed) if sealed is not None else None
         return value, pttl / 1000
 
     def _refresh(self, usable: str | None) -> str:
@@ -123,6 +130,6 @@ class AccessTokenStore:
             return value  # someone refreshed between our read and our lock
         fetched = self.fetch()
         with guard(self.redis):
-            self.redis.set(self.key, fetched.value, ex=fetched.expires_in)
+            self.redis.set(self.key, self.sealer.seal(fetched.value), ex=fetched.expires_in)
         log.info("fetched a new access_token (expires in %ss)", fetched.expires_in)
         return fetched.value

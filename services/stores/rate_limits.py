@@ -1,5 +1,7 @@
-"""Login attempts per WeChat user, counted in Redis with the `limits` library
-(the engine behind Flask-Limiter, which guards the same endpoint per IP)."""
+"""Rate limits counted in Redis with the `limits` library (the engine behind
+Flask-Limiter, which guards the login per client IP): logins per WeChat user,
+and calls to WeChat per account, so that no one user can spend the app's
+WeChat quota for everyone."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ import hashlib
 import math
 import time
 
-from limits import parse
+from limits import parse_many
 from limits.storage import Storage
 from limits.strategies import MovingWindowRateLimiter
 
@@ -15,22 +17,25 @@ from services import errors
 from services.stores.redis import guard
 
 
-class OpenidRateLimit:
-    def __init__(self, storage: Storage, limit: str) -> None:
-        self.item = parse(limit)
+class RateLimit:
+    def __init__(self, storage: Storage, limits: str, *, scope: str, message: str) -> None:
+        self.items = parse_many(limits)
         self.storage = storage
+        self.scope = scope
+        self.message = message
         self.limiter = MovingWindowRateLimiter(storage)
 
-    def hit(self, appid: str, openid: str) -> None:
-        """Count one login of this user in this app; over the limit is
-        RateLimited. The key holds a hash of the openid: no openid is written
-        to Redis."""
-        who = hashlib.sha256(f"{appid}:{openid}".encode()).hexdigest()[:32]
+    def hit(self, *who: str) -> None:
+        """Count one; over any of the limits is RateLimited. The key holds a
+        hash: no openid is written to Redis."""
+        key = hashlib.sha256("\x1f".join(who).encode()).hexdigest()[:32]
         with guard(self.storage):
-            if self.limiter.hit(self.item, "login", "openid", who):
+            for item in self.items:
+                if not self.limiter.hit(item, self.scope, key):
+                    reset_at = self.limiter.get_window_stats(item, self.scope, key)[0]
+                    break
+            else:
                 return
-            reset_at = self.limiter.get_window_stats(self.item, "login", "openid", who)[0]
         raise errors.RateLimited(
-            "Too many logins for this WeChat user; wait before trying again.",
-            retry_after=max(1, math.ceil(reset_at - time.time())),
+            self.message, retry_after=max(1, math.ceil(reset_at - time.time()))
         )

@@ -10,6 +10,7 @@ the same session_key seen twice stays one entry.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -78,3 +79,35 @@ class SessionKeyRing:
     def newest(self, identity_id: int) -> str | None:
         recent = self.recent(identity_id)
         return recent[0].session_key if recent else None
+
+
+class CheckSessionCache:
+    """WeChat's recent answer to "is this session_key still valid?" for an
+    identity, for a short while: asking again at once would only spend quota.
+    Keyed by a hash of the key, so a new session_key is asked about afresh."""
+
+    def __init__(self, client: redis.Redis, *, keys: Keys, ttl: int) -> None:
+        self.redis = client
+        self.keys = keys
+        self.ttl = ttl
+
+    def get(self, identity_id: int, session_key: str) -> bool | None:
+        if not self.ttl:
+            return None
+        with guard(self.redis):
+            cached = self.redis.get(self.keys.identity(identity_id, "checked"))
+        if cached is None:
+            return None
+        digest, _, valid = cached.partition(":")
+        return valid == "1" if digest == _digest(session_key) else None
+
+    def put(self, identity_id: int, session_key: str, valid: bool) -> None:
+        if not self.ttl:
+            return
+        value = f"{_digest(session_key)}:{int(valid)}"
+        with guard(self.redis):
+            self.redis.set(self.keys.identity(identity_id, "checked"), value, ex=self.ttl)
+
+
+def _digest(session_key: str) -> str:
+    return hashlib.sha256(session_key.encode()).hexdigest()[:16]

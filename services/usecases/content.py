@@ -8,6 +8,7 @@ from __future__ import annotations
 from services import errors
 from services.apps import App, Apps
 from services.stores.accounts import AccountStore, IdentityRecord
+from services.stores.rate_limits import RateLimit
 
 # The labels of WeChat's content security, for messages.
 LABELS = {
@@ -24,14 +25,18 @@ LABELS = {
 
 
 class ContentSecurity:
-    def __init__(self, apps: Apps, accounts: AccountStore, review_policy: str) -> None:
+    def __init__(
+        self, apps: Apps, accounts: AccountStore, review_policy: str, wechat_limit: RateLimit
+    ) -> None:
         self.apps = apps
         self.accounts = accounts
         self.review_policy = review_policy
+        self.wechat_limit = wechat_limit
 
     def check_text(self, identity: IdentityRecord, field: str, text: str) -> None:
         """Return if WeChat lets the text through; raise why not otherwise."""
         app, checker = self._checker(identity)
+        self.wechat_limit.hit(str(identity.account_id))
         verdict = app.access_token.call(
             lambda access_token: app.wechat.msg_sec_check(
                 access_token, content=text, openid=checker.openid
@@ -55,6 +60,7 @@ class ContentSecurity:
     def check_image(self, identity: IdentityRecord, media_url: str) -> str:
         """Ask WeChat to check an image; its verdict comes by push. The trace_id."""
         app, checker = self._checker(identity)
+        self.wechat_limit.hit(str(identity.account_id))
         return app.access_token.call(
             lambda access_token: app.wechat.media_check_async(
                 access_token, media_url=media_url, openid=checker.openid

@@ -17,8 +17,8 @@ from services import errors
 from services.apps import App, Apps
 from services.stores.accounts import AccountRecord, AccountStore, LoggedIn
 from services.stores.login_codes import CodeState
-from services.stores.rate_limits import OpenidRateLimit
-from services.stores.session_keys import SessionKeyRing
+from services.stores.rate_limits import RateLimit
+from services.stores.session_keys import CheckSessionCache, SessionKeyRing
 from services.stores.sessions import IssuedSession, SessionStore
 from services.usecases.profile import profile_changes
 from services.usecases.publishing import Publisher
@@ -39,8 +39,10 @@ class LoginService:
         accounts: AccountStore,
         sessions: SessionStore,
         session_keys: SessionKeyRing,
-        openid_limit: OpenidRateLimit,
+        openid_limit: RateLimit,
+        wechat_limit: RateLimit,
         publisher: Publisher,
+        checked: CheckSessionCache,
         poll: float = 0.05,
     ) -> None:
         self.apps = apps
@@ -48,7 +50,9 @@ class LoginService:
         self.sessions = sessions
         self.session_keys = session_keys
         self.openid_limit = openid_limit
+        self.wechat_limit = wechat_limit
         self.publisher = publisher
+        self.checked = checked
         self.poll = poll
 
     def login(self, app: App, code: str) -> IssuedSession:
@@ -159,11 +163,17 @@ class LoginService:
         session_key = self.session_keys.newest(identity_id)
         if session_key is None or not app.is_miniprogram:
             return False
-        return app.access_token.call(
+        known = self.checked.get(identity_id, session_key)
+        if known is not None:
+            return known  # asked a moment ago: WeChat's answer has not changed
+        self.wechat_limit.hit(str(identity.account_id))
+        valid = app.access_token.call(
             lambda access_token: app.wechat.check_session(
                 access_token, identity.openid, session_key
             )
         )
+        self.checked.put(identity_id, session_key, valid)
+        return valid
 
     def logout(self, token: str) -> int:
         """End one session; how many were live (0 or 1)."""

@@ -11,6 +11,7 @@ from typing import Any
 from services import errors
 from services.apps import App
 from services.stores.accounts import AccountRecord, AccountStore, IdentityRecord
+from services.stores.rate_limits import RateLimit
 from services.stores.session_keys import SessionKeyRing
 from services.usecases.content import ContentSecurity
 from services.usecases.publishing import Publisher
@@ -162,11 +163,13 @@ class ProfileService:
         session_keys: SessionKeyRing,
         content: ContentSecurity,
         publisher: Publisher,
+        wechat_limit: RateLimit,
     ) -> None:
         self.accounts = accounts
         self.session_keys = session_keys
         self.content = content
         self.publisher = publisher
+        self.wechat_limit = wechat_limit
 
     def update_profile(self, identity_id: int, fields: Mapping[str, Any]) -> dict[str, Any]:
         """PUT /user/profile: every changed text passes WeChat's content
@@ -202,6 +205,7 @@ class ProfileService:
 
     def bind_phone_code(self, app: App, identity_id: int, code: str) -> dict[str, Any]:
         identity, account = self._who(identity_id)
+        self.wechat_limit.hit(str(account.id))
         info = app.access_token.call(
             lambda access_token: app.wechat.get_phone_number(access_token, code, identity.openid)
         )

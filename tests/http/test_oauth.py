@@ -512,3 +512,33 @@ def test_an_unreadable_ledger_entry_is_taken_over_and_wechat_decides(
     assert response.status_code == 200, response.get_json()
     assert len(wechat.calls("jscode2session")) == 1
     assert json.loads(redis_client.get(key)) == {"session": token_of(response)}
+
+
+# -- what one user can make the service ask WeChat ----------------------------------
+
+
+def test_checks_reuse_wechats_answer_for_a_while(client, login, wechat):
+    token = login()
+    for _ in range(50):
+        assert client.get("/oauth/check", headers=bearer(token)).status_code == 200
+    assert len(wechat.calls("checksession")) == 1
+
+
+@pytest.mark.parametrize("config_overrides", [{"CHECK_SESSION_CACHE": 0}])
+def test_one_user_cannot_make_the_service_call_wechat_without_limit(client, login, wechat):
+    token = login()
+    statuses = [client.get("/oauth/check", headers=bearer(token)).status_code for _ in range(30)]
+    assert statuses == [200] * 20 + [429] * 10
+    assert len(wechat.calls("checksession")) == 20
+    response = client.get("/oauth/check", headers=bearer(token))
+    assert response.get_json()["error"] == "rate_limited"
+    assert int(response.headers["Retry-After"]) > 0
+    # Another user is not affected.
+    assert client.get("/oauth/check", headers=bearer(login())).status_code == 200
+
+
+def test_bogus_phone_codes_reach_wechat_a_bounded_number_of_times(client, login, wechat):
+    token = login()
+    for n in range(30):
+        client.post("/user/bindphone", json={"code": f"bogus{n}"}, headers=bearer(token))
+    assert len(wechat.calls("getuserphonenumber")) == 20

@@ -10,12 +10,14 @@ import requests
 
 from infra.redis import connect
 from services import errors
+from services.crypto.sealing import Sealer
 from services.stores.access_token import AccessTokenStore
 from services.stores.redis import Keys
 from services.wechat import WeChatClient, WeChatErrcode, http_session
 from support.constants import APPID, SECRET
 
 KEYS = Keys("t:")
+SEALER = Sealer("k", "access_token at rest")
 
 
 @pytest.fixture
@@ -34,7 +36,12 @@ def wechat_client(emulator_server) -> Iterator[WeChatClient]:
 
 def provider(redis_url: str, client: WeChatClient, **kwargs) -> AccessTokenStore:
     return AccessTokenStore(
-        connect(redis_url), keys=KEYS, appid=APPID, fetch=client.stable_token, **kwargs
+        connect(redis_url),
+        keys=KEYS,
+        appid=APPID,
+        sealer=SEALER,
+        fetch=client.stable_token,
+        **kwargs,
     )
 
 
@@ -103,11 +110,23 @@ def test_waiting_gives_up_with_a_clear_error(redis_url, redis_client, wechat, we
 
 
 def test_invalidate_only_drops_the_token_that_was_used(store, redis_client):
-    redis_client.set(KEYS.access_token(APPID), "newer-token", ex=7000)
+    redis_client.set(KEYS.access_token(APPID), SEALER.seal("newer-token"), ex=7000)
     assert store.invalidate("older-token") is False
-    assert redis_client.get(KEYS.access_token(APPID)) == "newer-token"
+    assert store.current() == "newer-token"
     assert store.invalidate("newer-token") is True
     assert redis_client.get(KEYS.access_token(APPID)) is None
+
+
+def test_the_token_is_sealed_at_rest(store, redis_client):
+    value = store.current()
+    stored = redis_client.get(KEYS.access_token(APPID))
+    assert value not in stored and SEALER.open(stored) == value
+
+
+def test_a_token_sealed_under_another_secret_key_is_fetched_afresh(store, wechat, redis_client):
+    redis_client.set(KEYS.access_token(APPID), Sealer("old", "x").seal("stale"), ex=7000)
+    assert store.current() != "stale"
+    assert len(wechat.calls("stable_token")) == 1
 
 
 def rejecting(times: int, errcode: int = 40001):
