@@ -18,15 +18,14 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 import config as settings
 from blueprints import GRAPH, avatars, commands, errors, health, oauth, push, user
-from blueprints.extensions import db, limiter, migrate
+from blueprints.extensions import db, migrate
 from blueprints.session import MiniProgramSessionInterface
 from infra import database, embedded, logs
-from infra.redis import LimitsStorage, Timeouts, connect, limits_storage
+from infra.redis import Timeouts, connect, limits_storage
 from services.graph import build_graph
 from services.stores.redis import Keys, watch
 
 MAX_BODY_BYTES = 64 * 1024
-
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -45,7 +44,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     limits = limits_storage(
         app.config["REDIS_URL"], key_prefix=limits_prefix(app.config), timeouts=timeouts
     )
-    configure_flask(app, limits)
+    configure_flask(app)
     engine = init_extensions(app)
     client = connect(app.config["REDIS_URL"], timeouts=timeouts)
     watch(client, pause=app.config["REDIS_FAIL_FAST"])
@@ -69,7 +68,7 @@ def secrets(config: Mapping[str, Any]) -> list[str]:
     return found
 
 
-def configure_flask(app: Flask, limits: LimitsStorage) -> None:
+def configure_flask(app: Flask) -> None:
     """Flask's and its extensions' settings, derived from ours."""
     url = app.config["DATABASE_URL"]
     app.config.update(
@@ -78,12 +77,6 @@ def configure_flask(app: Flask, limits: LimitsStorage) -> None:
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_HTTPONLY=True,
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
-        RATELIMIT_STORAGE_URI=limits.uri,
-        RATELIMIT_STRATEGY="moving-window",
-        RATELIMIT_STORAGE_OPTIONS=limits.options,
-        RATELIMIT_KEY_PREFIX="login-ip",
-        # Redis down: let the request through; the login itself then answers 503.
-        RATELIMIT_SWALLOW_ERRORS=True,
     )
     if proxies := app.config["TRUSTED_PROXIES"]:
         # The client's address for the rate limits, the scheme for avatar URLs.
@@ -95,7 +88,6 @@ def configure_flask(app: Flask, limits: LimitsStorage) -> None:
 def init_extensions(app: Flask) -> Any:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(settings.ROOT / "migrations"))
-    limiter.init_app(app)
     with app.app_context():
         engine = db.engine
     database.configure(engine)

@@ -141,7 +141,7 @@ def load(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "LOGIN_DEDUP_WINDOW": _int(env, "LOGIN_DEDUP_WINDOW", 60),
         # A retried login code returns its first session for this long (the code's life).
         "LOGIN_CODE_REPLAY_TTL": _int(env, "LOGIN_CODE_REPLAY_TTL", 300),
-        # Per client IP (Flask-Limiter) and per WeChat user; limits' notation.
+        # Per client address and per WeChat user; the limits library's notation.
         "LOGIN_RATE_LIMIT": env.get("LOGIN_RATE_LIMIT", "").strip() or "120/minute",
         "LOGIN_RATE_LIMIT_OPENID": (env.get("LOGIN_RATE_LIMIT_OPENID", "").strip() or "60/minute"),
         # Calls to WeChat one account may cause (checks, phone codes, content security).

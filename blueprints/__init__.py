@@ -17,7 +17,6 @@ from flask.typing import ResponseReturnValue
 
 from services.apps import Apps
 from services.graph import ServiceGraph
-from services.stores.redis import watch
 from services.usecases.accounts import AccountService
 from services.usecases.avatars import AvatarService
 from services.usecases.login import LoginService
@@ -58,11 +57,6 @@ def push_service() -> PushService:
 
 def readiness() -> Readiness:
     return graph().readiness
-
-
-def redis_outage() -> bool:
-    """Redis failed to answer a moment ago: calls fail fast for a while."""
-    return watch(graph().sessions.redis).ongoing
 
 
 def ok(data: Any = None, status: int = 200) -> ResponseReturnValue:

@@ -9,12 +9,10 @@ with its traceback in the log and nothing in the answer.
 from __future__ import annotations
 
 import logging
-import time
 
 from flask import Blueprint, Response, jsonify
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from blueprints.extensions import limiter
 from services import errors
 
 bp = Blueprint("errors", __name__)
@@ -25,7 +23,6 @@ HTTP_ERRORS: dict[int, type[errors.ServiceError]] = {
     404: errors.NotFound,
     405: errors.MethodNotAllowed,
     413: errors.PayloadTooLarge,
-    429: errors.RateLimited,
 }
 
 
@@ -48,8 +45,7 @@ def http_error(error: HTTPException) -> Response:
         return unexpected(error.original_exception or error)
     kind = HTTP_ERRORS.get(error.code or 500, errors.BadRequest)
     headers = {name: value for name, value in error.get_headers() if name.lower() == "allow"}
-    retry_after = limit_reset() if error.code == 429 else None
-    return render(kind(retry_after=retry_after), headers)
+    return render(kind(), headers)
 
 
 @bp.app_errorhandler(Exception)
@@ -58,14 +54,3 @@ def unexpected(error: BaseException) -> Response:
         return render(error)
     log.error("unexpected %s", type(error).__name__, exc_info=error)
     return render(errors.ServiceError())
-
-
-def limit_reset() -> int:
-    """Seconds until Flask-Limiter's breached limit lets the client in again."""
-    try:
-        breached = limiter.current_limit
-        if breached is not None:
-            return max(1, breached.reset_at - int(time.time()))
-    except Exception:  # the limiter's storage failed meanwhile: a safe default
-        log.warning("could not read the rate limit's reset time")
-    return 60

@@ -6,20 +6,17 @@ from flask import Blueprint
 from flask.typing import ResponseReturnValue
 
 from blueprints import ok, readiness
-from blueprints.extensions import limiter
 from services.errors import NotReady
 
 bp = Blueprint("health", __name__)
 
 
 @bp.get("/healthz")
-@limiter.exempt
 def healthz() -> ResponseReturnValue:
     return ok({"status": "ok"})
 
 
 @bp.get("/readyz")
-@limiter.exempt
 def readyz() -> ResponseReturnValue:
     parts = readiness().parts()
     if not all(parts.values()):

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import re
 
-from flask import Blueprint, current_app, g, request
+from flask import Blueprint, g, request
 from flask.typing import ResponseReturnValue
-from flask_limiter.util import get_remote_address
 
-from blueprints import login_service, ok, redis_outage
-from blueprints.auth import APP_HEADER, load_user, login_required
-from blueprints.extensions import limiter
+from blueprints import login_service, ok
+from blueprints.auth import load_user, login_required
 from blueprints.inputs import body_fields, flag_field, text_field
 from blueprints.session import end_session, start_session
 from services.errors import UnsupportedLoginType
@@ -23,18 +21,7 @@ bp.before_request(load_user)
 CODE = re.compile(r"[\x21-\x7e]+")
 
 
-def per_app_ip() -> str:
-    """Flask-Limiter's key: the client's address, per app."""
-    return f"{request.headers.get(APP_HEADER, '')[:32]}|{get_remote_address()}"
-
-
 @bp.post("/login")
-@limiter.limit(
-    lambda: current_app.config["LOGIN_RATE_LIMIT"],
-    key_func=per_app_ip,
-    # Redis is down: the login answers 503 at once, no need to wait on the limiter.
-    exempt_when=redis_outage,
-)
 def login() -> ResponseReturnValue:
     """{code, type}: type "wxapp" (the default) for a mini program's wx.login
     code, "mp" for an official account's web-login code; the app is the one
@@ -46,7 +33,9 @@ def login() -> ResponseReturnValue:
         raise UnsupportedLoginType(
             f'This app takes login type "{g.app.login_type}", not "{login_type[:32]}".'
         )
-    issued = login_service().login(g.app, code)
+    # remote_addr: the client's address (ProxyFix sets it from X-Forwarded-For
+    # when TRUSTED_PROXIES says how many proxies to believe).
+    issued = login_service().login(g.app, code, client=request.remote_addr or "")
     start_session(issued)
     return ok({"token": issued.token, "expiresIn": issued.expires_in})
 

@@ -3,9 +3,7 @@ unix socket, and the same Redis as a `limits` storage for the rate limits.
 
     connect(url, timeouts=Timeouts())          the client the stores use
     limits_storage(url, key_prefix=..., timeouts=...)
-                                               .uri and .options for Flask-Limiter
-                                               (RATELIMIT_STORAGE_URI/_OPTIONS),
-                                               .create() for limits itself
+                                               .create(): the rate limits' storage
     parse(url)                                 check a URL without connecting
     call_bound(url, timeouts)                  how long one call may block
     key_slot(key), one_slot(*keys)             Cluster hash slots
@@ -386,8 +384,8 @@ def _cluster(target: Target, timeouts: Timeouts) -> RedisCluster:
 
 @dataclass(frozen=True)
 class LimitsStorage:
-    """The same Redis for the `limits` library: Flask-Limiter takes `uri` as
-    RATELIMIT_STORAGE_URI and `options` as RATELIMIT_STORAGE_OPTIONS."""
+    """The same Redis for the `limits` library: the storage URI it parses and
+    the options it passes on to redis-py."""
 
     uri: str
     options: dict[str, Any]

@@ -110,6 +110,12 @@ def build_graph(
             accounts=accounts,
             sessions=sessions,
             session_keys=session_keys,
+            client_limit=RateLimit(
+                limits,
+                config["LOGIN_RATE_LIMIT"],
+                scope="login/client",
+                message="Too many logins from this address; wait before trying again.",
+            ),
             openid_limit=RateLimit(
                 limits,
                 config["LOGIN_RATE_LIMIT_OPENID"],

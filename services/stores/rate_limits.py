@@ -1,7 +1,7 @@
-"""Rate limits counted in Redis with the `limits` library (the engine behind
-Flask-Limiter, which guards the login per client IP): logins per WeChat user,
-and calls to WeChat per account, so that no one user can spend the app's
-WeChat quota for everyone."""
+"""Rate limits counted in Redis with the `limits` library (moving windows):
+logins per client address and per WeChat user, and calls to WeChat per
+account, so that no one client or user can spend the app's WeChat quota for
+everyone."""
 
 from __future__ import annotations
 

@@ -39,6 +39,7 @@ class LoginService:
         accounts: AccountStore,
         sessions: SessionStore,
         session_keys: SessionKeyRing,
+        client_limit: RateLimit,
         openid_limit: RateLimit,
         wechat_limit: RateLimit,
         publisher: Publisher,
@@ -49,13 +50,17 @@ class LoginService:
         self.accounts = accounts
         self.sessions = sessions
         self.session_keys = session_keys
+        self.client_limit = client_limit
         self.openid_limit = openid_limit
         self.wechat_limit = wechat_limit
         self.publisher = publisher
         self.checked = checked
         self.poll = poll
 
-    def login(self, app: App, code: str) -> IssuedSession:
+    def login(self, app: App, code: str, client: str) -> IssuedSession:
+        """`client`: where the request came from (its address), for the
+        per-client limit, counted before anything else happens."""
+        self.client_limit.hit(app.appid, client)
         ledger = app.login_codes
         deadline = time.monotonic() + ledger.pending_ttl
         while time.monotonic() < deadline:

@@ -17,6 +17,7 @@ from support.waiting import wait_until
 
 pytestmark = pytest.mark.gunicorn
 
+
 def answers(url: str, process: subprocess.Popen) -> bool:
     assert process.poll() is None, "make run's program exited early"
     try:

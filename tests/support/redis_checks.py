@@ -9,14 +9,14 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from flask import Flask
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
+import pytest
 from limits import parse
 from limits.storage import Storage
 from limits.strategies import MovingWindowRateLimiter
 
 from infra.redis import ERRORS, Client, LimitsStorage, Timeouts, one_slot
+from services.errors import RateLimited
+from services.stores.rate_limits import RateLimit
 from services.stores.redis import load_script
 
 # Short enough that a test waiting on a failure stays quick; the service picks its own.
@@ -81,20 +81,17 @@ def limits_hit(storage: Storage) -> None:
     assert limiter.get_window_stats(item, "topology", who).remaining == 0
 
 
-def flask_limiter_counts(storage: LimitsStorage) -> None:
-    """Flask-Limiter configured the way create_app() configures it counts in this
-    Redis: two requests per minute pass, the third is refused."""
-    app = Flask(__name__)
-    app.config.update(
-        RATELIMIT_STORAGE_URI=storage.uri,
-        RATELIMIT_STORAGE_OPTIONS=storage.options,
-        RATELIMIT_STRATEGY="moving-window",
-        RATELIMIT_KEY_PREFIX=uuid.uuid4().hex,
-    )
-    Limiter(get_remote_address, app=app, default_limits=["2/minute"])
-    app.add_url_rule("/", "index", lambda: "ok")
-    client = app.test_client()
-    assert [client.get("/").status_code for _ in range(3)] == [200, 200, 429]
+def service_limit_counts(storage: LimitsStorage) -> None:
+    """The service's own rate limit over this storage, built as create_app()
+    builds it: two hits a minute pass, the third is refused until the window
+    moves on."""
+    limit = RateLimit(storage.create(), "2/minute", scope="topology", message="slow down")
+    who = uuid.uuid4().hex
+    limit.hit(who)
+    limit.hit(who)
+    with pytest.raises(RateLimited) as refused:
+        limit.hit(who)
+    assert 0 < refused.value.retry_after <= 60
 
 
 def blocked(call: Callable[[], Any]) -> tuple[float, Exception]:

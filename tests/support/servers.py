@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -84,3 +85,22 @@ def instance_env(redis_url: str, database_url: str, emulator_url: str, **extra: 
 def gunicorn(env: dict, log: Path, workers: int = 2) -> Iterator[Server]:
     with running_gunicorn(env, log, workers=workers) as started:
         yield Server(started)
+
+
+def gunicorn_instance(
+    tmp_path_factory: Any,
+    redis_url: str,
+    database_url: str,
+    emulator_url: str,
+    handed_out: set[str],
+    **settings: str,
+) -> Iterator[Server]:
+    """A gunicorn instance; once it stops, its whole log is checked for every
+    secret the emulator handed out during the session."""
+    env = instance_env(redis_url, database_url, emulator_url, **settings)
+    with gunicorn(env, tmp_path_factory.mktemp("gunicorn") / "gunicorn.log") as server:
+        yield server
+    log = server.log_text()
+    assert "POST /oauth/login" in log  # the log really was captured
+    leaked = [secret for secret in handed_out if secret in log]
+    assert not leaked, f"{len(leaked)} secret value(s) appeared in gunicorn's log"

@@ -26,8 +26,8 @@ from support.redis_checks import (
     MOVE_SCRIPT,
     blocked,
     exercise,
-    flask_limiter_counts,
     limits_hit,
+    service_limit_counts,
     tagged,
 )
 from support.topologies import ClusterTopology, Node, Probe, ProbeReport
@@ -83,7 +83,7 @@ def _on_another_node(cluster: ClusterTopology, key: str, i: int) -> bool:
 def test_limits_storage(cluster: ClusterTopology) -> None:
     storage = limits_storage(cluster.url(), key_prefix="limits", timeouts=FAST)
     limits_hit(storage.create())
-    flask_limiter_counts(storage)
+    service_limit_counts(storage)
 
 
 # -- under load -------------------------------------------------------------------

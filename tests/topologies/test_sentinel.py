@@ -13,8 +13,8 @@ from support.redis_checks import (
     FAST,
     blocked,
     exercise,
-    flask_limiter_counts,
     limits_hit,
+    service_limit_counts,
     tagged,
 )
 from support.topologies import Probe, SentinelTopology
@@ -41,7 +41,7 @@ def test_reads_writes_pipelines_and_scripts(sentinel: SentinelTopology) -> None:
 def test_limits_storage(sentinel: SentinelTopology) -> None:
     storage = limits_storage(sentinel_url(sentinel, db=2), key_prefix="limits", timeouts=FAST)
     limits_hit(storage.create())
-    flask_limiter_counts(storage)
+    service_limit_counts(storage)
     # It counted in database 2 of the primary, not in a service named "mymaster2".
     with sentinel.primary().client() as direct:
         direct.select(2)

@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from infra.redis import Timeouts, call_bound, connect, limits_storage
-from support.redis_checks import blocked, exercise, flask_limiter_counts, limits_hit, tagged
+from support.redis_checks import blocked, exercise, limits_hit, service_limit_counts, tagged
 from support.topologies import SingleRedis, make_tls_files
 
 # What scheduling and TLS set-up may add to a measured wait on a busy machine.
@@ -22,7 +22,7 @@ def test_tls_works(tls_single: SingleRedis, trust: str) -> None:
     exercise(connect(url), tagged("tls"))
     storage = limits_storage(url, key_prefix="limits")
     limits_hit(storage.create())
-    flask_limiter_counts(storage)
+    service_limit_counts(storage)
 
 
 def test_optional_verification_is_required_verification_on_the_client(

@@ -7,7 +7,7 @@ import pytest
 from redis.sentinel import MasterNotFoundError
 
 from infra.redis import connect, limits_storage
-from support.redis_checks import FAST, exercise, flask_limiter_counts, limits_hit, tagged
+from support.redis_checks import FAST, exercise, limits_hit, service_limit_counts, tagged
 from support.topologies import ClusterTopology, SentinelTopology
 
 
@@ -19,7 +19,7 @@ def test_sentinel_over_tls(tls_sentinel: SentinelTopology) -> None:
     exercise(connect(url, timeouts=FAST), tagged("tls-sentinel"))
     storage = limits_storage(url, key_prefix="limits", timeouts=FAST)
     limits_hit(storage.create())
-    flask_limiter_counts(storage)
+    service_limit_counts(storage)
 
 
 def test_sentinel_over_tls_without_our_ca_is_refused(tls_sentinel: SentinelTopology) -> None:
@@ -37,7 +37,7 @@ def test_cluster_over_tls(tls_cluster: ClusterTopology) -> None:
         exercise(connect(url, timeouts=FAST), tagged("tls-cluster"))
         storage = limits_storage(url, key_prefix="limits", timeouts=FAST)
         limits_hit(storage.create())
-        flask_limiter_counts(storage)
+        service_limit_counts(storage)
 
 
 def test_cluster_over_tls_without_our_ca_is_refused(tls_cluster: ClusterTopology) -> None:

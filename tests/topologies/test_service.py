@@ -1,0 +1,379 @@
+"""The service itself on each way teams deploy Redis: TLS to one server (a
+managed Redis), Sentinel, and Cluster. First the guarantees the rest of the
+suite checks on one plain server, again on each deployment; then the service
+under load, two gunicorn instances of two workers each, while Redis fails
+over or moves slots: no 500s, a bounded window of 503s that say when to
+retry, and every session made before the trouble still works after it."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import requests
+from flask import Flask
+
+from app import create_app
+from blueprints import GRAPH
+from blueprints.extensions import db
+from infra.redis import key_slot
+from services.stores.redis import Keys
+from support.apps import base_config, bearer, identity_of, migrate_database
+from support.load import HttpLoad, LoadReport
+from support.servers import Server, gunicorn_instance
+from support.topologies import (
+    ClusterTopology,
+    Node,
+    SentinelTopology,
+    SingleRedis,
+    TlsFiles,
+)
+from support.waiting import wait_until
+from wechat_emulator import EmulatorServer
+
+PREFIX = Keys("wx:")
+# The load comes from one address: the per-address login limit is not under test.
+UNLIMITED = {"LOGIN_RATE_LIMIT": "1000000/minute", "LOGIN_RATE_LIMIT_OPENID": "1000000/minute"}
+# What a client may see while Redis fails over: the answer, or a 503 to retry.
+RETRYABLE = {"session_store_unavailable"}
+# A failover must be over within this long, from the first failed request
+# to the last; the measured windows are printed at the end of the run.
+WINDOW_BOUND = 10.0
+# No request may hang: the Redis timeouts bound every call (README, Redis).
+SLOWEST_BOUND = 5.0
+
+
+@pytest.fixture(scope="module")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> str:
+    """One SQLite file for the module: the database is not what is under test."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'service.db'}"
+    migrate_database(url, redis_url)
+    return url
+
+
+@pytest.fixture(scope="module", params=["tls", "sentinel", "cluster"])
+def deployment(
+    request: pytest.FixtureRequest,
+    redis_binaries: None,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[str]:
+    """The REDIS_URL of a running deployment, as a team would write it."""
+    if request.param == "tls":
+        tls: TlsFiles = request.getfixturevalue("tls_files")
+        with SingleRedis(tmp_path_factory.mktemp("tls-redis"), tls) as single:
+            yield single.url_trusting_ca()
+    elif request.param == "sentinel":
+        sentinel: SentinelTopology = request.getfixturevalue("sentinel")
+        yield sentinel.url(query=f"sentinel_password={sentinel.sentinel_password}")
+    else:
+        cluster: ClusterTopology = request.getfixturevalue("cluster")
+        yield cluster.url()
+
+
+@pytest.fixture
+def config_overrides() -> dict[str, Any]:
+    return {}
+
+
+@pytest.fixture
+def app(
+    deployment: str,
+    sqlite_url: str,
+    emulator_server: EmulatorServer,
+    wechat: Any,
+    config_overrides: dict[str, Any],
+) -> Iterator[Flask]:
+    app = create_app({**base_config(sqlite_url, deployment, emulator_server.url),
+                      **config_overrides})  # fmt: skip
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def redis_of(app: Flask) -> redis.Redis:
+    return app.extensions[GRAPH].sessions.redis
+
+
+def log_in(app: Flask, code: str) -> str:
+    response = app.test_client().post("/oauth/login", json={"code": code})
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()["data"]["token"]
+
+
+def in_parallel(count: int, call: Any, items: list[Any]) -> list[Any]:
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        return list(pool.map(call, items))
+
+
+# -- the guarantees, on each deployment ----------------------------------------------
+
+
+def test_parallel_logins_of_one_user_share_one_session(app, wechat):
+    openid = wechat.login()["openid"]
+    codes = [wechat.login(openid=openid)["code"] for _ in range(20)]
+    tokens = set(in_parallel(20, lambda code: log_in(app, code), codes))
+    assert len(tokens) == 1
+    (token,) = tokens
+    assert app.test_client().get("/user/info", headers=bearer(token)).status_code == 200
+
+
+def test_a_code_sent_in_parallel_is_exchanged_once(app, wechat):
+    code = wechat.login()["code"]
+    assert len(set(in_parallel(8, lambda _: log_in(app, code), list(range(8))))) == 1
+    assert len(wechat.calls("jscode2session")) == 1
+
+
+@pytest.mark.parametrize("config_overrides", [{"LOGIN_DEDUP_WINDOW": 0}])
+def test_logout_everywhere_ends_every_session(app, wechat):
+    openid = wechat.login()["openid"]
+    tokens = [log_in(app, wechat.login(openid=openid)["code"]) for _ in range(3)]
+    client = app.test_client()
+    ended = client.post("/oauth/logout", json={"all": True}, headers=bearer(tokens[0]))
+    assert ended.get_json()["data"] == {"ended": 3}
+    assert [client.get("/user/info", headers=bearer(t)).status_code for t in tokens] == [401] * 3
+
+
+def test_parallel_phone_binds_fetch_one_access_token(app, wechat):
+    redis_of(app).delete(PREFIX.access_token(wechat_appid(app)))
+    users = []
+    for _ in range(12):
+        issued = wechat.login()
+        users.append((log_in(app, issued["code"]), wechat.phone_code(issued["openid"])["code"]))
+
+    def bind(user: tuple[str, str]) -> int:
+        token, code = user
+        client = app.test_client()
+        return client.post(
+            "/user/bindphone", json={"code": code}, headers=bearer(token)
+        ).status_code
+
+    assert in_parallel(12, bind, users) == [200] * 12
+    assert len(wechat.calls("stable_token")) == 1
+
+
+def wechat_appid(app: Flask) -> str:
+    return app.config["WECHAT_APPID"]
+
+
+@pytest.mark.parametrize("config_overrides", [{"LOGIN_RATE_LIMIT_OPENID": "2/minute"}])
+def test_the_per_user_login_limit_counts(app, wechat):
+    openid = wechat.login()["openid"]
+    client = app.test_client()
+    answers = [
+        client.post("/oauth/login", json={"code": wechat.login(openid=openid)["code"]})
+        for _ in range(3)
+    ]
+    assert [answer.status_code for answer in answers] == [200, 200, 429]
+    assert int(answers[-1].headers["Retry-After"]) > 0
+
+
+@contextmanager
+def counting_writes() -> Iterator[list[int]]:
+    """Writes to any Redis connection while the block runs (a pipeline is one
+    write): one write is one round trip."""
+    counter = [0]
+    cls = redis.connection.AbstractConnection
+    original = cls.send_packed_command
+
+    def counting(self: Any, *args: Any, **kwargs: Any) -> Any:
+        counter[0] += 1
+        return original(self, *args, **kwargs)
+
+    cls.send_packed_command = counting  # type: ignore[method-assign]
+    try:
+        yield counter
+    finally:
+        cls.send_packed_command = original  # type: ignore[method-assign]
+
+
+def test_user_info_is_one_round_trip(app, wechat):
+    token = log_in(app, wechat.login()["code"])
+    client = app.test_client()
+    client.get("/user/info", headers=bearer(token))  # warm connections, as in production
+    with counting_writes() as writes:
+        assert client.get("/user/info", headers=bearer(token)).status_code == 200
+    assert writes == [1]
+
+
+def test_what_an_identity_owns_shares_one_slot(app, wechat):
+    """Scripts and transactions over an identity's keys need them in one slot
+    of a Cluster: its sessions, its login window, its session_keys..."""
+    issued = wechat.login()
+    token = log_in(app, issued["code"])
+    client = app.test_client()
+    phone = wechat.phone_code(issued["openid"])["code"]
+    assert (
+        client.post("/user/bindphone", json={"code": phone}, headers=bearer(token)).status_code
+        == 200
+    )
+    assert client.get("/oauth/check", headers=bearer(token)).status_code == 200
+    with app.app_context():
+        identity = identity_of(app, issued["openid"]).id
+    mine = [
+        key
+        for key in redis_of(app).scan_iter(match="wx:*", count=1000)
+        if f":identity:{identity}:" in key or token in key
+    ]
+    assert len(mine) >= 4, mine  # session, sessions index, login window, session_keys
+    assert {key_slot(key) for key in mine} == {key_slot(PREFIX.session(token))}
+
+
+# -- under load, while Redis fails over -------------------------------------------
+
+
+@contextmanager
+def two_instances(
+    tmp_path_factory: pytest.TempPathFactory,
+    redis_url: str,
+    database_url: str,
+    emulator: EmulatorServer,
+    handed_out: set[str],
+) -> Iterator[list[Server]]:
+    with ExitStack() as stack:
+        yield [
+            stack.enter_context(
+                contextmanager(gunicorn_instance)(
+                    tmp_path_factory, redis_url, database_url, emulator.url, handed_out,
+                    **UNLIMITED,
+                )
+            )
+            for _ in range(2)
+        ]  # fmt: skip
+
+
+@pytest.fixture
+def service_on(tmp_path_factory, sqlite_url, emulator_server, handed_out) -> Any:
+    """service_on(redis_url): two instances on that Redis, stopped after the test."""
+    with ExitStack() as stack:
+
+        def start(redis_url: str) -> list[Server]:
+            return stack.enter_context(
+                two_instances(tmp_path_factory, redis_url, sqlite_url, emulator_server, handed_out)
+            )
+
+        yield start
+
+
+class Traffic:
+    """What the load sends: /user/info with sessions made before the trouble,
+    and logins of new users, alternating over the instances."""
+
+    def __init__(self, servers: list[Server], wechat: Any, users: int = 20) -> None:
+        self.servers = servers
+        self.wechat = wechat
+        self.tokens = [self.login(i, wechat.login()["code"]) for i in range(users)]
+        self.codes = [wechat.login()["code"] for _ in range(400)]
+        self._codes = threading.Lock()
+
+    def login(self, i: int, code: str) -> str:
+        url = self.servers[i % 2].url
+        response = requests.post(f"{url}/oauth/login", json={"code": code}, timeout=10)
+        assert response.status_code == 200, response.text
+        return response.json()["data"]["token"]
+
+    def request(self, http: requests.Session, i: int) -> requests.Response:
+        url = self.servers[i % 2].url
+        if i % 4 == 3:
+            with self._codes:
+                code = self.codes.pop() if self.codes else "spent"
+            return http.post(f"{url}/oauth/login", json={"code": code}, timeout=10)
+        token = self.tokens[i % len(self.tokens)]
+        return http.get(f"{url}/user/info", headers=bearer(token), timeout=10)
+
+    def sessions_all_work(self) -> bool:
+        return all(
+            requests.get(f"{server.url}/user/info", headers=bearer(token), timeout=10).status_code
+            == 200
+            for token in self.tokens
+            for server in self.servers
+        )
+
+
+def replicated(primary: Node, replica: Node) -> None:
+    """Wait until the replica has every write the primary acknowledged so far."""
+
+    def caught_up() -> bool:
+        offset = primary.info("replication")["master_repl_offset"]
+        return replica.info("replication").get("slave_repl_offset", -1) >= offset
+
+    wait_until(caught_up, timeout=10, what=f"{replica.name} to catch up with {primary.name}")
+
+
+def check_report(report: LoadReport, watch: Any, what: str, record: Any) -> None:
+    for answer in report.answers:
+        watch.add_text(answer.text)
+    record(f"service, {what}: {report.summary()}")
+    assert report.statuses[200] > 0
+    unexpected = [a for a in report.failures if a.status != 503 or a.slug not in RETRYABLE]
+    assert not unexpected, [(a.status, a.slug, a.text[:200]) for a in unexpected[:5]]
+    assert all(answer.retry_after for answer in report.failures)
+    assert report.failure_window < WINDOW_BOUND
+    assert report.slowest < SLOWEST_BOUND
+
+
+def test_sentinel_primary_sigkilled_under_load(
+    fresh_sentinel: SentinelTopology, service_on, wechat, watch, record
+):
+    servers = service_on(fresh_sentinel.url())
+    traffic = Traffic(servers, wechat)
+    primary = fresh_sentinel.primary()
+    replicated(primary, fresh_sentinel.replica())
+    with HttpLoad(traffic.request) as load:
+        wait_until(lambda: len(load.report.answers) > 50, what="the load to run")
+        primary.kill()
+        fresh_sentinel.wait_for_new_primary(primary)
+        recovered = time.monotonic()
+        wait_until(lambda: load.report.successes_since(recovered) >= 40, timeout=30,
+                   what="answers after the failover")  # fmt: skip
+    check_report(load.report, watch, "Sentinel primary SIGKILLed", record)
+    assert traffic.sessions_all_work()
+
+
+def test_cluster_graceful_failover_and_slot_migration_under_load(
+    cluster: ClusterTopology, service_on, wechat, watch, record
+):
+    servers = service_on(cluster.url())
+    traffic = Traffic(servers, wechat)
+    slot = key_slot(PREFIX.session(traffic.tokens[0]))
+    with HttpLoad(traffic.request) as load:
+        wait_until(lambda: len(load.report.answers) > 50, what="the load to run")
+        cluster.graceful_failover(cluster.primary_for_slot(slot))
+        # Move the first session's slot, and a few around it, to another primary.
+        source = cluster.primary_for_slot(slot)
+        primaries = cluster.view().primaries
+        target = next(
+            n for n in cluster.live() if n is not source and cluster.node_id(n) in primaries
+        )
+        cluster.move_slots(range(slot, slot + 5), target, batch=1)
+        moved = time.monotonic()
+        wait_until(lambda: load.report.successes_since(moved) >= 40, what="more answers")
+    check_report(load.report, watch, "Cluster graceful failover, then 5 slots moved", record)
+    assert not load.report.failures  # nothing is lost and nobody waits: no 503 at all
+    assert traffic.sessions_all_work()
+
+
+def test_cluster_primary_sigkilled_under_load(
+    redis_binaries: None, tmp_path: Path, service_on, wechat, watch, record
+):
+    with ClusterTopology(tmp_path / "cluster") as cluster:
+        servers = service_on(cluster.url())
+        traffic = Traffic(servers, wechat)
+        primary = cluster.primary_for_slot(key_slot(PREFIX.session(traffic.tokens[0])))
+        replica = cluster.replica_of(primary)
+        replicated(primary, replica)
+        with HttpLoad(traffic.request) as load:
+            wait_until(lambda: len(load.report.answers) > 50, what="the load to run")
+            cluster.kill_primary(primary)
+            promoted = time.monotonic()
+            wait_until(lambda: load.report.successes_since(promoted) >= 40, timeout=30,
+                       what="answers after the failover")  # fmt: skip
+        check_report(load.report, watch, "Cluster primary SIGKILLed", record)
+        assert traffic.sessions_all_work()
