@@ -20,12 +20,22 @@ declare namespace createSession {
     bindPhone: string;
     /** Default '/oauth/check'. */
     check: string;
+    /** Default '/user/profile' (PUT, setProfile). */
+    profile: string;
+    /** Default '/user/avatar' (wx.uploadFile, uploadAvatar). */
+    avatar: string;
+    /** Default '/user' (DELETE, deleteAccount). */
+    account: string;
   }
 
   /** The part of `wx` the client uses. */
   interface WxApi {
     request(options: any): any;
     login(options: any): any;
+    /** For uploadAvatar. */
+    uploadFile?(options: any): any;
+    /** Base library 2.2.2+: gives the mini program's appid, sent as X-WX-AppId. */
+    getAccountInfoSync?(): any;
     getStorageSync(key: string): any;
     setStorageSync(key: string, data: any): any;
     /** Without it (very old base libraries), forgetting a key stores ''. */
@@ -45,6 +55,12 @@ declare namespace createSession {
     storageKey?: string;
     /** wx.request timeout in milliseconds for calls that give none of their own. Default 10000. */
     timeout?: number;
+    /**
+     * Sent as X-WX-AppId on every call. Default: the mini program's own appid
+     * (wx.getAccountInfoSync().miniProgram.appId), read once; with neither, no
+     * header (the service's default app).
+     */
+    appId?: string;
     paths?: Partial<Paths>;
     /** The clock cookie expiry is judged by, in milliseconds since the epoch. Default Date.now. */
     now?: () => number;
@@ -110,7 +126,47 @@ declare namespace createSession {
     abort(): void;
   }
 
-  /** A user as the service returns it (GET /user/info, the binds). */
+  /** The UploadTask wx.uploadFile returns (only what the client relies on, plus the usual listeners). */
+  interface UploadTask {
+    abort(): void;
+    onProgressUpdate?(
+      listener: (result: { progress: number; totalBytesSent: number; totalBytesExpectedToSend: number }) => void,
+    ): void;
+    offProgressUpdate?(listener?: (...args: any[]) => void): void;
+    onHeadersReceived?(listener: (result: { header: Record<string, any> }) => void): void;
+    offHeadersReceived?(listener?: (...args: any[]) => void): void;
+  }
+
+  /** What session.uploadAvatar returns: a Promise of the answer, with the upload task. */
+  interface UploadPromise<T> extends Promise<T> {
+    /** The UploadTask of this call's wx.uploadFile in flight (the retry's after a re-login), or null. */
+    readonly task: UploadTask | null;
+    /** Aborts the upload in flight and rejects with 'aborted', as RequestPromise.abort does. */
+    abort(): void;
+  }
+
+  /**
+   * Options of uploadAvatar: the file goes in the field 'file' to paths.avatar;
+   * every other wx.uploadFile option goes through as given.
+   */
+  interface UploadOptions {
+    /** Merged with the session's: its Cookie or Authorization and X-WX-AppId win; a Content-Type is dropped. */
+    header?: Record<string, string>;
+    /** Extra multipart fields. */
+    formData?: Record<string, string | number>;
+    /** Milliseconds; default: the app's networkTimeout.uploadFile. */
+    timeout?: number;
+    url?: never;
+    filePath?: never;
+    name?: never;
+    /** The client owns the callbacks: the promise stands for them. */
+    success?: never;
+    fail?: never;
+    complete?: never;
+    [option: string]: unknown;
+  }
+
+  /** A user as the service returns it (GET /user/info, the binds, setProfile). */
   interface Profile {
     nickName: string | null;
     avatarUrl: string | null;
@@ -122,6 +178,36 @@ declare namespace createSession {
     phoneNumber: string | null;
     purePhoneNumber: string | null;
     countryCode: string | null;
+    /** 'pending' while an uploaded avatar waits for WeChat's check; null otherwise. */
+    avatarReview: 'pending' | null;
+  }
+
+  /** What PUT /user/profile accepts (any subset). */
+  interface ProfileFields {
+    /** At most 32 characters; cannot be emptied. */
+    nickName?: string;
+    /** 0 unknown, 1, 2 (a form's '1' is accepted too). */
+    gender?: 0 | 1 | 2 | '0' | '1' | '2';
+    /** At most 64 characters each; '' or null clears the field. */
+    city?: string | null;
+    province?: string | null;
+    country?: string | null;
+    /** Other keys (a form's other inputs) are not sent. */
+    [other: string]: unknown;
+  }
+
+  /** What uploadAvatar resolves to: the profile, and the URL the avatar will have once approved. */
+  interface AvatarAnswer extends Profile {
+    /** Set while WeChat checks the image (HTTP 202); null when it already was the avatar (200). */
+    pendingAvatarUrl: string | null;
+  }
+
+  /** The data of a 422 content_risky / content_needs_review (err.data.data). */
+  interface ContentVerdict {
+    /** The field WeChat refused, e.g. 'nickName'. */
+    field: string;
+    /** WeChat's label (e.g. 20002 porn, 20006 illegal, 21000 other). */
+    label: number;
   }
 
   interface LoginResult {
@@ -156,7 +242,7 @@ declare namespace createSession {
   }
 
   interface Session {
-    /** The last profile the service returned (/user/info or a bind), or null. */
+    /** The last profile the service returned (/user/info, a bind, setProfile, uploadAvatar), or null. */
     user: Profile | null;
     /** Resolves to the reply's `data`; a 401 logs in once (shared) and retries once. */
     request<T = any>(options: RequestOptions): RequestPromise<T>;
@@ -168,9 +254,26 @@ declare namespace createSession {
     ready(fn: (user: Profile) => void): void;
     bindInfo(detail: SealedDetail, options?: BindOptions): Promise<Profile>;
     bindPhone(detail: PhoneDetail, options?: BindOptions): Promise<Profile>;
+    /**
+     * PUT paths.profile with fields' nickName, gender, city, province, country;
+     * resolves to the profile and sets user. Rejects with 'content_risky' /
+     * 'content_needs_review' (err.data.data: ContentVerdict), 'invalid_field',
+     * 'wechat_visit_expired' (after one re-login and retry).
+     */
+    setProfile(fields: ProfileFields): Promise<Profile>;
+    /**
+     * wx.uploadFile of the chooseAvatar file (e.detail.avatarUrl) to paths.avatar.
+     * With 202 the avatar is pending WeChat's check: avatarReview 'pending',
+     * avatarUrl unchanged until approved (learn it with refresh()).
+     */
+    uploadAvatar(tempFilePath: string, options?: UploadOptions): UploadPromise<AvatarAnswer>;
+    /** GET paths.info; resolves to the user and sets user. */
+    refresh(): Promise<Profile>;
     check(): Promise<{ session: boolean; sessionKeyValid: boolean }>;
     /** Ends the session on the server (all: every session of the user) and forgets it here, whatever the reply. */
     logout(options?: { all?: boolean }): Promise<{ ended: number }>;
+    /** DELETE paths.account; once deleted, forgets the session and user here as logout does. */
+    deleteAccount(): Promise<{ deleted: true }>;
     /** Forgets the stored cookies and token. */
     clear(): void;
   }
@@ -178,7 +281,8 @@ declare namespace createSession {
   /**
    * The error every promise rejects with. Slugs made on this side, all with
    * statusCode 0 but bad_response: 'network_error', 'wx_login_failed',
-   * 'invalid_detail', 'invalid_url', 'aborted', 'bad_response'.
+   * 'invalid_detail' (a bind without data, an upload without a file),
+   * 'invalid_url', 'aborted', 'bad_response'.
    */
   class ServiceError extends Error {
     constructor(statusCode: number, body?: unknown, header?: Record<string, any>);

@@ -1,19 +1,21 @@
 /**
  * login.js: logging in and staying logged in. wx.login + POST paths.login,
- * single-flight; request(), which answers a 401 with one shared re-login and
- * one retry, and hands back the wx.request task in flight with abort();
- * launch() for App.onLaunch; ready() and session.user.
+ * single-flight; request(), and run() under it for uploads too, which answer
+ * a 401 with one shared re-login and one retry, and hand back the wx.request
+ * (or wx.uploadFile) task in flight with abort(); launch() for App.onLaunch;
+ * ready() and session.user.
  */
 'use strict';
 
 var localError = require('./errors').localError;
 
 /**
- * api: the wx object; send: transport.send; credentials: from
+ * api: the wx object; transport: from transport.js; credentials: from
  * credentials.js; paths: the service's paths; session: the session object
  * (its `user` is set here).
  */
-function createLogin(api, send, credentials, paths, session) {
+function createLogin(api, transport, credentials, paths, session) {
+  var send = transport.send;
   var loginInFlight = null;
   var launchInFlight = null;
   var userKnown = false;
@@ -82,34 +84,46 @@ function createLogin(api, send, credentials, paths, session) {
     return attempt;
   }
 
-  function request(call) {
-    call = call || {};
+  /**
+   * One call through sendOne (transport.send or transport.upload), with the
+   * task and abort() on the promise it returns. A 401 logs in once (shared)
+   * and retries once. relogin, if given, is one more error slug answered the
+   * same way, once: a fresh login, then one retry.
+   */
+  function run(sendOne, call, relogin) {
     var task = null;
     var aborted = false;
+    var retried = {};
     function track(current) {
       task = current;
     }
-    var sentWith = credentials.generation();
-    var attempt = send(call, track).then(null, function (err) {
-      if (err.statusCode !== 401 || aborted) {
-        throw err;
-      }
-      // Credentials changed since this call went out (another call's
-      // re-login finished meanwhile): retry with them, no new login.
-      var relogin = credentials.generation() !== sentWith ? Promise.resolve() : login();
-      return relogin.then(function () {
-        if (aborted) {
+    function attempt() {
+      var sentWith = credentials.generation();
+      return sendOne(call, track).then(null, function (err) {
+        var unauthorized = err.statusCode === 401;
+        var reason = unauthorized ? 'status 401' : err.error;
+        if (aborted || retried[reason] || !(unauthorized || (relogin && err.error === relogin))) {
           throw err;
         }
-        return send(call, track);
+        retried[reason] = true;
+        // Credentials changed since this call went out (another call's
+        // re-login finished meanwhile): retry with them, no new login.
+        var fresh = unauthorized && credentials.generation() !== sentWith ?
+          Promise.resolve() : login();
+        return fresh.then(function () {
+          if (aborted) {
+            throw err;
+          }
+          return attempt();
+        });
       });
-    });
+    }
 
     var settled = false;
     var abortNow;
     var result = new Promise(function (resolve, reject) {
       abortNow = reject;
-      attempt.then(function (data) {
+      attempt().then(function (data) {
         settled = true;
         resolve(data);
       }, function (err) {
@@ -123,9 +137,9 @@ function createLogin(api, send, credentials, paths, session) {
         return task;
       }
     });
-    // Aborts the wx.request in flight. During a re-login there is none of
-    // this call's: the login goes on (other calls may be waiting on it) and
-    // this call is simply not retried.
+    // Aborts the wx.request (or wx.uploadFile) in flight. During a re-login
+    // there is none of this call's: the login goes on (other calls may be
+    // waiting on it) and this call is simply not retried.
     result.abort = function () {
       if (settled || aborted) {
         return;
@@ -141,6 +155,10 @@ function createLogin(api, send, credentials, paths, session) {
       }
     };
     return result;
+  }
+
+  function request(call) {
+    return run(send, call || {}, null);
   }
 
   function setUser(user) {
@@ -203,6 +221,7 @@ function createLogin(api, send, credentials, paths, session) {
   return {
     login: login,
     request: request,
+    run: run,
     launch: launch,
     ready: ready,
     setUser: setUser,

@@ -90,8 +90,9 @@ for (const useBearer of [false, true]) {
     const user = await session.request(Object.assign({
       url: '/user/info',
       method: 'get',
-      // The header the session manages, forged: the session's wins.
-      header: Object.assign({ 'X-Trace': 't-1' }, useBearer ? { authorization: 'Bearer forged' } : { cookie: 'sid=forged' }),
+      // The headers the session manages, forged: the session's win.
+      header: Object.assign({ 'X-Trace': 't-1', 'x-wx-appid': 'wxforged' },
+        useBearer ? { authorization: 'Bearer forged' } : { cookie: 'sid=forged' }),
     }, mine, PASSED));
     // dataType 'text': wx hands over the raw text, and the client still reads the service's JSON.
     assert.deepEqual(user, EMPTY_PROFILE);
@@ -108,7 +109,8 @@ for (const useBearer of [false, true]) {
     assert.equal(sent.options.complete, undefined);
     assert.deepEqual(called, [], "the caller's callbacks never run: the promise stands for them");
     assert.deepEqual(sent.header, Object.assign({ 'X-Trace': 't-1', 'content-type': 'application/json' },
-      useBearer ? { Authorization: `Bearer ${token}` } : { Cookie: `sid=${token}` }));
+      useBearer ? { Authorization: `Bearer ${token}` } : { Cookie: `sid=${token}` },
+      { 'X-WX-AppId': wx.appId }));
   });
 }
 

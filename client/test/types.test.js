@@ -69,5 +69,5 @@ test('every option createSession reads is declared, and every path', () => {
   createSession(options);
   assert.deepEqual([...read].sort(), [...membersOf('interface', 'SessionOptions')].sort());
   assert.deepEqual([...membersOf('interface', 'Paths')].sort(),
-    ['bindInfo', 'bindPhone', 'check', 'info', 'login', 'logout']);
+    ['account', 'avatar', 'bindInfo', 'bindPhone', 'check', 'info', 'login', 'logout', 'profile']);
 });

@@ -13,6 +13,8 @@ declare const wx: {
   setStorageSync<T = any>(key: string, data: T): void;
   removeStorageSync(key: string): void;
   getUserProfile(options: object): void;
+  uploadFile(options: object): { abort(): void };
+  getAccountInfoSync(): { miniProgram: { appId: string } };
 };
 
 const session: createSession.Session = createSession({
@@ -21,7 +23,8 @@ const session: createSession.Session = createSession({
   useBearer: false,
   storageKey: 'wx-session',
   timeout: 10000,
-  paths: { info: '/me' },
+  appId: 'wx0123456789abcdef',
+  paths: { info: '/me', profile: '/me/profile', avatar: '/me/avatar', account: '/me' },
 });
 createSession({ baseURL: 'https://api.example.com' });
 // @ts-expect-error baseURL is required
@@ -78,10 +81,26 @@ async function calls(): Promise<void> {
   await session.bindPhone({ code: 'c' });
   await session.bindPhone({ encryptedData: 'e', iv: 'i' }, { refresh: () => ({ encryptedData: 'e', iv: 'i' }) });
 
+  // The profile page.
+  const named: Profile = await session.setProfile({ nickName: '小明', gender: 1, city: '' });
+  await session.setProfile({ nickName: 'n', gender: '2', anotherInput: 'ignored' });
+  // @ts-expect-error gender is 0, 1 or 2
+  await session.setProfile({ gender: 3 });
+  const upload = session.uploadAvatar('http://tmp/avatar.jpeg', { formData: { a: 'b' }, timeout: 30000 });
+  const uploadTask: createSession.UploadTask | null = upload.task;
+  if (uploadTask && uploadTask.onProgressUpdate) uploadTask.onProgressUpdate((p) => p.progress.toFixed());
+  upload.abort();
+  const answer: createSession.AvatarAnswer = await upload;
+  const pending: boolean = answer.avatarReview === 'pending' && answer.pendingAvatarUrl !== null;
+  // @ts-expect-error the client names the file field
+  session.uploadAvatar('http://tmp/a.jpeg', { name: 'avatar' });
+  const refreshed: Profile = await session.refresh();
+  const deleted: true = (await session.deleteAccount()).deleted;
+
   const checked: { session: boolean; sessionKeyValid: boolean } = await session.check();
   const ended: number = (await session.logout({ all: true })).ended;
   session.clear();
-  void [user, current, profile, checked, ended];
+  void [user, current, profile, checked, ended, named, pending, refreshed, deleted];
 }
 
 function errors(err: unknown): string {
@@ -92,6 +111,10 @@ function errors(err: unknown): string {
     const body: unknown = err.data;
     const message: string = err.message;
     void [status, code, retryAfter, body, message, err.refreshError];
+    if (err.error === 'content_risky' || err.error === 'content_needs_review') {
+      const verdict = (err.data as { data: createSession.ContentVerdict }).data;
+      return `${verdict.field} ${verdict.label}`;
+    }
     return err.error;
   }
   return 'unknown';
