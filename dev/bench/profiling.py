@@ -2,8 +2,9 @@
 
 Starts the service and the floors with the service's gunicorn settings, then:
 
-1. CPU per request: wrk drives GET /user/info (then the session floor's GET
-   /floor/session, then the framework floor) for --seconds each, and the
+1. CPU per request: wrk drives GET /user/info, the session floor's GET
+   /floor/session and the framework floor for --seconds each, interleaved,
+   --repeat times (the median is kept), and the
    workers' CPU time (user+system, from /proc through psutil) is divided by
    the requests served. The difference between the service and the session
    floor is what the service adds on top of the unavoidable Redis read.
@@ -25,6 +26,7 @@ import argparse
 import collections
 import datetime
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -43,14 +45,17 @@ from dev.bench.run import git_commit
 # match anywhere in a sample's stack takes the sample)
 RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Redis round trip (redis-py: build, send, wait, parse)", ("/redis/",)),
+    (
+        "the view's ok(): jsonify, JSON encoding, Response",
+        ("/blueprints/__init__.py", "/flask/json/"),
+    ),
     ("Flask-Limiter hooks (route not limited)", ("/flask_limiter/", "/limits/")),
     ("gunicorn access log", ("gunicorn/glogging.py",)),
     ("other logging", ("/logging/__init__.py", "infra/logs.py")),
     ("session interface (open/save_session, Vary)", ("blueprints/session.py", "/flask_session/")),
     ("SessionStore.load besides Redis (token check, JSON decode)", ("stores/sessions.py",)),
+    ("no_store after_request", ("no_store (",)),
     ("load_user hook, login_required", ("blueprints/auth.py",)),
-    ("JSON encoding (jsonify)", ("/flask/json/", "/json/encoder.py", "/json/__init__.py")),
-    ("no_store after_request", ("wt-bench/app.py", "/app.py)")),
     ("werkzeug request/response objects (environ, headers, cookies)", ("/werkzeug/",)),
     ("Flask dispatch and contexts", ("/flask/",)),
     ("gunicorn HTTP parse, response write, workers", ("/gunicorn/",)),
@@ -117,6 +122,7 @@ def _short(frame: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--repeat", type=int, default=3, help="interleaved CPU runs")
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
     parser.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto")
     parser.add_argument("--out", type=Path, help="directory (default instance/bench)")
@@ -141,25 +147,28 @@ def main(argv: list[str] | None = None) -> int:
             token, _ = stack.login(service.url)
             cookie = f"sid={token}"
             info = Load("GET", "/user/info", cookie=cookie)
-            cpu = {
-                "info": cpu_per_request(
-                    generator, service.url, worker_pids(service), info, args.seconds
+            targets = {
+                "info": (service.url, worker_pids(service), info),
+                "session floor": (
+                    floors.url, worker_pids(floors), Load("GET", "/floor/session", cookie=cookie)
                 ),
-                "session floor": cpu_per_request(
-                    generator,
-                    floors.url,
-                    worker_pids(floors),
-                    Load("GET", "/floor/session", cookie=cookie),
-                    args.seconds,
+                "framework floor": (
+                    floors.url, worker_pids(floors), Load("GET", "/floor/framework", cookie=cookie)
                 ),
-                "framework floor": cpu_per_request(
-                    generator,
-                    floors.url,
-                    worker_pids(floors),
-                    Load("GET", "/floor/framework", cookie=cookie),
-                    args.seconds,
-                ),
-            }
+            }  # fmt: skip
+            runs: dict[str, list[dict]] = {name: [] for name in targets}
+            for _ in range(args.repeat):  # interleaved
+                for name, (url, pids, load) in targets.items():
+                    runs[name].append(cpu_per_request(generator, url, pids, load, args.seconds))
+            cpu = {}
+            for name, results in runs.items():
+                us = sorted(r["cpu_us_per_request"] for r in results)
+                cpu[name] = {
+                    **results[-1],
+                    "cpu_us_per_request": statistics.median(us),
+                    "cpu_us_runs": us,
+                    "rps_runs": [r["rps"] for r in results],
+                }
             document["cpu_per_request"] = cpu
             print(
                 "CPU per request (workers' user+system time ÷ requests; "
@@ -167,8 +176,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             for name, c in cpu.items():
                 print(
-                    f"  {name:<16} {c['cpu_us_per_request']:>7.1f} µs   "
-                    f"({c['rps']} req/s, p50 {c['p50_ms']:.1f} ms, p99 {c['p99_ms']:.1f} ms)"
+                    f"  {name:<16} {c['cpu_us_per_request']:>7.1f} µs  (runs {c['cpu_us_runs']} µs "
+                    f"at {c['rps_runs']} req/s)"
                 )
 
             # py-spy on every worker while wrk drives /user/info.
@@ -178,8 +187,8 @@ def main(argv: list[str] | None = None) -> int:
                 command = [
                     str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(pid),
                     "--duration", f"{int(args.seconds)}", "--rate", str(args.rate),
-                    "--format", "raw", "--gil", "--function", "--nolineno",
-                    "--full-filenames", "--nonblocking", "--output", str(target),
+                    "--format", "raw", "--gil", "--function",
+                    "--full-filenames", "--output", str(target),
                 ]  # fmt: skip
                 spies.append(
                     (
