@@ -59,6 +59,7 @@ class Result:
     max_ms: float
     errors: dict[str, int] = field(default_factory=dict)  # connect/read/write/status/timeout
     exhausted: int = 0  # feed lines that ran out (sent again): should be 0
+    loadavg: float | None = None  # the machine's 1-minute load average just after
 
     @property
     def rps(self) -> float:

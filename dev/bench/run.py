@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -149,7 +150,7 @@ def git_commit() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
     parser.add_argument("--seconds", type=float, default=10.0, help="per measurement (10)")
     parser.add_argument("--connections", type=int, default=32, help="wrk -c (32)")
     parser.add_argument("--threads", type=int, default=2, help="wrk -t (2)")
@@ -209,12 +210,14 @@ def main(argv: list[str] | None = None) -> int:
                 for name in order if r % 2 == 0 else reversed(order):
                     time.sleep(args.pause)
                     result = bench.measure(name, args.seconds)
+                    result.loadavg = round(os.getloadavg()[0], 2)
                     rounds[name].append(result)
                     print(
                         f"  round {r + 1}  {name:<16} {result.rps:8.0f} req/s  "
                         f"p50 {result.p50_ms:7.1f} ms  p99 {result.p99_ms:7.1f} ms"
                         + (f"  errors {result.errors}" if result.failed else "")
-                        + (f"  feed exhausted {result.exhausted}" if result.exhausted else ""),
+                        + (f"  feed exhausted {result.exhausted}" if result.exhausted else "")
+                        + f"  (load average {result.loadavg})",
                         flush=True,
                     )
             burst_result = burst(stack, service.url)
@@ -258,6 +261,11 @@ def print_header(
         f"stack     Redis {settings['redis']}; database {settings['database']}; "
         f"WeChat {settings['wechat']}"
     )
+    if host["loadavg_at_start"][0] > (host["cpus"] or 1):
+        print(
+            "warning   the machine was busy before this run started (load average above the "
+            "CPU count): other work competes for the same cores, expect noise"
+        )
     print(
         f"rounds    {args.rounds} interleaved (order reversed every other round) after a "
         f"2 s warm-up of each; medians [min–max] below"
