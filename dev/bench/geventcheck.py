@@ -6,7 +6,10 @@ per driver that blocks about one second in that driver:
 
     GET /check/redis      BLPOP on an empty list, 1 s timeout (redis-py)
     GET /check/requests   GET the emulator's /wxa/checksession, which the
-                          runner delays by 1 s (requests/urllib3)
+                          runner delays by 1 s (requests/urllib3, plain HTTP)
+    GET /check/https      the same over TLS, as to api.weixin.qq.com: a local
+                          HTTPS server (self-signed, made with the openssl
+                          CLI) that answers after 1 s; skipped without openssl
     GET /check/sqlite     BEGIN IMMEDIATE on a file another process holds
                           locked for ~1 s (stdlib sqlite3, busy timeout)
     GET /check/postgres   SELECT pg_sleep(1) (psycopg 3), when CHECK_POSTGRES_URL
@@ -15,13 +18,22 @@ per driver that blocks about one second in that driver:
 
 The runner (run_checks, used by dev/bench/workers.py) sends 8 at once to one
 worker and probes /healthz meanwhile: cooperative means ~1 s for all 8 and a
-fast /healthz; blocking means ~8 s and /healthz stuck behind them.
+fast /healthz; blocking means ~8 s and /healthz stuck behind them. Every
+answer must also be a 200: a driver that fails under gevent is reported so.
+
+EARLY_PATCH (a directory with a sitecustomize.py) on PYTHONPATH makes every
+process of the run patch at interpreter start, before gunicorn.conf.py's
+on_starting imports the app (and with it ssl) in the master.
 """
 
 from __future__ import annotations
 
+import http.server
 import os
+import shutil
 import sqlite3
+import ssl
+import subprocess
 import sys
 import threading
 import time
@@ -39,6 +51,8 @@ from infra.redis import connect
 from services.wechat.client import http_session
 
 CONCURRENT = 8
+EARLY_PATCH = Path(__file__).with_name("gevent_early")
+NAMES = ("redis", "requests", "https", "sqlite", "postgres", "mysql")
 
 
 def create_checks() -> Flask:
@@ -68,6 +82,14 @@ def create_checks() -> Flask:
     @app.get("/check/requests")
     def check_requests() -> Any:
         wechat.get(f"{api_base}/wxa/checksession", timeout=10)
+        return jsonify({"ok": True})
+
+    @app.get("/check/https")
+    def check_https() -> Any:
+        url = os.environ.get("CHECK_HTTPS_URL")
+        if not url:
+            return jsonify({"skipped": True}), 404
+        wechat.get(url, timeout=10, verify=os.environ["CHECK_HTTPS_CA"])
         return jsonify({"ok": True})
 
     @app.get("/check/sqlite")
@@ -116,7 +138,7 @@ def _hold_sqlite_lock(path: str, seconds: float, held: threading.Event) -> None:
 def run_checks(url: str, control: Any, sqlite_file: str) -> dict[str, Any]:
     """Against a running create_checks() under one gevent worker."""
     results: dict[str, Any] = {"patched": requests.get(f"{url}/check/patched", timeout=10).json()}
-    for name in ("redis", "requests", "sqlite", "postgres", "mysql"):
+    for name in NAMES:
         if requests.get(f"{url}/healthz", timeout=10).status_code != 200:
             raise RuntimeError("checks app not answering")
         holder = None
@@ -152,19 +174,59 @@ def run_checks(url: str, control: Any, sqlite_file: str) -> dict[str, Any]:
         if holder:
             holder.join()
         if statuses[0] == 404:
-            results[name] = {"skipped": "no URL given"}
+            results[name] = {"skipped": "no URL given" if name != "https" else "no openssl"}
             continue
+        works = set(statuses) == {200}
         results[name] = {
             "concurrent": CONCURRENT,
+            "works": works,
             "statuses": sorted(set(statuses)),
             "wall_s": round(wall, 2),
             "healthz_max_ms": round(max(probes) * 1000) if probes else None,
             # the lock holder lets go after 1 s: all waiters then go at once either way,
             # so for sqlite the telling number is /healthz while they wait
-            "cooperative": (
+            "cooperative": works
+            and (
                 (max(probes) if probes else wall) < 0.5
                 if name == "sqlite"
                 else wall < 2.5 and (max(probes) if probes else 0) < 0.5
             ),
         }
     return results
+
+
+class _SlowHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        time.sleep(1.0)
+        body = b'{"errcode":0}'
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def start_https(workdir: Path) -> tuple[str, str, http.server.ThreadingHTTPServer] | None:
+    """A local HTTPS server answering every GET after 1 s: (url, CA file, server),
+    or None without the openssl CLI."""
+    if not shutil.which("openssl"):
+        return None
+    cert, key = workdir / "check-cert.pem", workdir / "check-key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _SlowHandler)
+    server.daemon_threads = True
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"https://127.0.0.1:{server.server_address[1]}/", str(cert), server

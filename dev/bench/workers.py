@@ -15,8 +15,8 @@ stack (emulator, Redis, SQLite), and measured:
                 how many answered, p50 and max latency, and how long the
                 server let each slow socket live
 
-plus a check that gevent's monkey-patching makes redis-py, requests,
-sqlite3, psycopg 3 and PyMySQL cooperative (dev/bench/geventcheck.py; the
+plus a check that gevent's monkey-patching makes redis-py, requests (HTTP
+and HTTPS), sqlite3, psycopg 3 and PyMySQL cooperative (dev/bench/geventcheck.py; the
 database checks run when --postgres-url / --mysql-url, or TEST_POSTGRES_URL /
 TEST_MYSQL_URL, are set), and the slow-client test repeated with the
 settings that could matter (--timeout, --keep-alive).
@@ -46,7 +46,7 @@ from typing import Any
 import requests
 
 import config
-from dev.bench.geventcheck import run_checks
+from dev.bench.geventcheck import EARLY_PATCH, NAMES, run_checks, start_https
 from dev.bench.harness import Stack, machine, start_stack
 from dev.bench.loadgen import Load, PyLoad, Wrk, pick
 from dev.bench.run import git_commit
@@ -292,6 +292,9 @@ def print_slow(name: str, r: dict[str, Any]) -> None:
 
 
 def gevent_check(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
+    """The driver check under gunicorn's gevent worker as configured today
+    (the worker patches after the master imported the app), then with every
+    process patched at start (EARLY_PATCH)."""
     lock = str(stack.workdir / "gevent-check-lock.db")
     sqlite3.connect(lock).close()
     env = {"CHECK_SQLITE_FILE": lock}
@@ -299,34 +302,68 @@ def gevent_check(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
         env["CHECK_POSTGRES_URL"] = args.postgres_url
     if args.mysql_url:
         env["CHECK_MYSQL_URL"] = args.mysql_url
-    server = stack.start(
-        "gevent-check",
-        app="dev.bench.geventcheck:create_checks()",
-        workers=1,
-        threads=1,
-        args=("--worker-class", "gevent"),
-        env=env,
-    )
+    https = start_https(stack.workdir)
+    if https:
+        env["CHECK_HTTPS_URL"], env["CHECK_HTTPS_CA"] = https[0], https[1]
+    early = {
+        "PYTHONPATH": os.pathsep.join(
+            filter(None, [str(EARLY_PATCH), os.environ.get("PYTHONPATH")])
+        )
+    }
+    out: dict[str, Any] = {}
     try:
-        results = run_checks(server.url, stack.control, lock)
-        results["monkey_patch_warnings"] = [
-            line for line in server.log_text().splitlines() if "MonkeyPatchWarning" in line
-        ]
+        for key, extra in (("as_configured", {}), ("patched_at_start", early)):
+            server = stack.start(
+                f"gevent-check-{key}",
+                app="dev.bench.geventcheck:create_checks()",
+                workers=1,
+                threads=1,
+                args=("--worker-class", "gevent"),
+                env={**env, **extra},
+            )
+            try:
+                results = run_checks(server.url, stack.control, lock)
+                results["monkey_patch_warnings"] = [
+                    line for line in server.log_text().splitlines() if "MonkeyPatchWarning" in line
+                ]
+                results["errors_logged"] = sorted(
+                    {line for line in server.log_text().splitlines() if line.endswith("Error")
+                     or "Error: " in line}
+                )[:5]  # fmt: skip
+            finally:
+                stack.stop_server(server)
+            out[key] = results
+            print_gevent_check(key, results)
     finally:
-        stack.stop_server(server)
-    print(f"gevent check (1 worker, {8} requests blocking ~1 s each in one driver)")
+        if https:
+            https[2].shutdown()
+    return out
+
+
+def print_gevent_check(key: str, results: dict[str, Any]) -> None:
+    how = {
+        "as_configured": "as configured (gunicorn.conf.py; the worker patches after the master "
+        "imported the app)",
+        "patched_at_start": "with every process patched at interpreter start",
+    }[key]
+    print(f"gevent check, {how}: 1 worker, 8 requests blocking ~1 s each in one driver")
     print(f"  patched: {results['patched']}")
-    for name in ("redis", "requests", "sqlite", "postgres", "mysql"):
+    for name in NAMES:
         r = results[name]
         if "skipped" in r:
             print(f"  {name:<9} skipped ({r['skipped']})")
             continue
+        if not r["works"]:
+            verdict = f"FAILS: HTTP {r['statuses']}"
+        else:
+            verdict = "cooperative" if r["cooperative"] else "BLOCKS THE WORKER"
         print(
-            f"  {name:<9} 8 in {r['wall_s']:.2f} s, /healthz max {r['healthz_max_ms']} ms: "
-            f"{'cooperative' if r['cooperative'] else 'BLOCKS THE WORKER'}"
+            f"  {name:<9} 8 in {r['wall_s']:.2f} s, "
+            f"/healthz max {r['healthz_max_ms']} ms: {verdict}"
         )
     print(f"  MonkeyPatchWarnings in the log: {len(results['monkey_patch_warnings'])}")
-    return results
+    for line in results["errors_logged"]:
+        print(f"  logged: {line[:160]}")
 
 
 def main(argv: list[str] | None = None) -> int:
