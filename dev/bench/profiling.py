@@ -34,10 +34,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 import config
-from dev.bench.harness import FLOORS_APP, machine, start_stack, worker_pids
+from dev.bench.harness import FLOORS_APP, cpu_seconds, machine, start_stack, worker_pids
 from dev.bench.loadgen import Load, pick
 from dev.bench.run import git_commit
 
@@ -61,14 +59,6 @@ RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("gunicorn HTTP parse, response write, workers", ("/gunicorn/",)),
 )
 OTHER = "other (stdlib: threading, selectors, socket, ...)"
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    total = 0.0
-    for pid in pids:
-        times = psutil.Process(pid).cpu_times()
-        total += times.user + times.system
-    return total
 
 
 def cpu_per_request(generator: Any, url: str, pids: list[int], load: Load, seconds: float) -> dict:

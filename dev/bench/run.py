@@ -46,7 +46,15 @@ import redis
 import requests
 
 import config
-from dev.bench.harness import FLOORS_APP, Stack, gunicorn_threads, machine, start_stack
+from dev.bench.harness import (
+    FLOORS_APP,
+    Stack,
+    cpu_seconds,
+    gunicorn_threads,
+    machine,
+    start_stack,
+    worker_pids,
+)
 from dev.bench.loadgen import Load, PyLoad, Result, Wrk, pick
 
 # (name, server, what it is)
@@ -80,6 +88,7 @@ class Bench:
     cookie: str
     bind_users: list[tuple[str, str]]
     best_rps: dict[str, float]
+    pids: dict[str, list[int]]
 
     def load(self, name: str, seconds: float) -> Load:
         if name in ("framework floor", "session floor", "info"):
@@ -96,13 +105,18 @@ class Bench:
 
     def measure(self, name: str, seconds: float) -> Result:
         server = next(s for n, s, _ in TARGETS if n == name)
+        load = self.load(name, seconds)
+        before = cpu_seconds(self.pids[server])
         result = self.generator.run(
             self.urls[server],
-            self.load(name, seconds),
+            load,
             connections=self.connections,
             threads=self.threads,
             seconds=seconds,
         )
+        # The workers' CPU time per request: steadier than throughput when
+        # other work shares the cores.
+        result.cpu_us = (cpu_seconds(self.pids[server]) - before) / max(result.requests, 1) * 1e6
         self.best_rps[name] = max(self.best_rps.get(name, 0.0), result.rps)
         return result
 
@@ -182,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
                 cookie=f"sid={token}",
                 bind_users=[stack.login(service.url) for _ in range(200)],
                 best_rps={},
+                pids={"service": worker_pids(service), "floors": worker_pids(floors)},
             )
             threads = gunicorn_threads(stack.env)
             database = config.load(stack.env)["DATABASE_URL"].split(":", 1)[0]
@@ -214,7 +229,8 @@ def main(argv: list[str] | None = None) -> int:
                     rounds[name].append(result)
                     print(
                         f"  round {r + 1}  {name:<16} {result.rps:8.0f} req/s  "
-                        f"p50 {result.p50_ms:7.1f} ms  p99 {result.p99_ms:7.1f} ms"
+                        f"p50 {result.p50_ms:7.1f} ms  p99 {result.p99_ms:7.1f} ms  "
+                        f"CPU {result.cpu_us:6.0f} µs/req"
                         + (f"  errors {result.errors}" if result.failed else "")
                         + (f"  feed exhausted {result.exhausted}" if result.exhausted else "")
                         + f"  (load average {result.loadavg})",
@@ -279,6 +295,7 @@ def build_report(rounds: dict[str, list[Result]], count: int) -> dict[str, objec
             "rps": summarize([x.rps for x in results]),
             "p50_ms": summarize([x.p50_ms for x in results]),
             "p99_ms": summarize([x.p99_ms for x in results]),
+            "cpu_us_per_request": summarize([x.cpu_us for x in results]),
             "errors": sum(x.failed for x in results),
             "exhausted": sum(x.exhausted for x in results),
         }
@@ -287,10 +304,14 @@ def build_report(rounds: dict[str, list[Result]], count: int) -> dict[str, objec
         # Paired per round: each service run against the floor run beside it.
         paired = [rounds[service][i].rps / rounds[floor][i].rps for i in range(count)]
         ratio = summarize(paired)
+        # The same from CPU per request (floor ÷ service): what the ratio would be
+        # if both were CPU-bound on the same cores, less sensitive to neighbours.
+        cpu = [rounds[floor][i].cpu_us / rounds[service][i].cpu_us for i in range(count)]
         ratios[label] = {
             **ratio,
             "target": minimum,
             "met": None if minimum is None else ratio["median"] >= minimum,
+            "from_cpu": summarize(cpu),
         }
     tail = summarize([x.p99_ms / x.p50_ms for x in rounds["info"]])
     ratios["info p99 ÷ p50"] = {
@@ -303,16 +324,20 @@ def build_report(rounds: dict[str, list[Result]], count: int) -> dict[str, objec
 
 def print_report(report: dict, burst_result: dict) -> None:
     print()
-    print(f"{'target':<17}{'req/s':>22}{'p50 ms':>24}{'p99 ms':>24}{'errors':>8}")
+    print(f"{'target':<17}{'req/s':>22}{'p50 ms':>24}{'p99 ms':>24}{'CPU µs/req':>14}{'errors':>8}")
     for name, what in ((n, w) for n, _, w in TARGETS):
         t = report["targets"][name]
         print(
             f"{name:<17}{spread(t['rps'], lambda x: f'{x:.0f}'):>22}"
             f"{spread(t['p50_ms'], lambda x: f'{x:.1f}'):>24}"
-            f"{spread(t['p99_ms'], lambda x: f'{x:.1f}'):>24}{t['errors']:>8}   {what}"
+            f"{spread(t['p99_ms'], lambda x: f'{x:.1f}'):>24}"
+            f"{t['cpu_us_per_request']['median']:>14.0f}{t['errors']:>8}   {what}"
         )
     print()
-    print("ratios (throughput, service ÷ floor, paired per round; median [min–max])")
+    print(
+        "ratios (throughput, service ÷ floor, paired per round; median [min–max]); "
+        "'CPU' is floor ÷ service CPU µs/req"
+    )
     for label, r in report["ratios"].items():
         if r["target"] is None:
             verdict = ""
@@ -320,7 +345,8 @@ def print_report(report: dict, burst_result: dict) -> None:
             verdict = f"target ≤ {r['target']:g}   {'met' if r['met'] else 'NOT MET'}"
         else:
             verdict = f"target ≥ {r['target']:g}   {'met' if r['met'] else 'NOT MET'}"
-        print(f"  {label:<26}{spread(r, lambda x: f'{x:.2f}'):>20}   {verdict}")
+        cpu = f"CPU {spread(r['from_cpu'], lambda x: f'{x:.2f}')}" if "from_cpu" in r else ""
+        print(f"  {label:<26}{spread(r, lambda x: f'{x:.2f}'):>20}   {cpu:<22}  {verdict}")
     exhausted = sum(t["exhausted"] for t in report["targets"].values())
     if exhausted:
         print(f"  warning: {exhausted} requests reused a feed line (too few prepared)")
