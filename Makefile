@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench venv clean
+.PHONY: run test lint bench bench-workers bench-profile bench-memory venv clean
 
 run: $(STAMP)
 	$(BIN)/python -m dev.run
@@ -25,7 +25,16 @@ test: $(STAMP)
 	fi
 
 bench: $(STAMP)
-	$(BIN)/python -m dev.bench.run
+	$(BIN)/python -m bench.run
+
+bench-workers: $(STAMP)
+	$(BIN)/python -m bench.workers
+
+bench-profile: $(STAMP)
+	$(BIN)/python -m bench.profiling
+
+bench-memory: $(STAMP)
+	$(BIN)/python -m bench.memory
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,9 +1,9 @@
-"""Benchmarks: `make bench` (or .venv/bin/python -m dev.bench.run).
+"""Benchmarks: `make bench` (or .venv/bin/python -m bench.run).
 
 Starts its own stack in a temporary directory (the WeChat emulator, an
 embedded Redis, SQLite) and two gunicorns with the service's settings
 (`gunicorn -c gunicorn.conf.py`, same workers, threads and access log): the
-service, and the floors (dev/bench/floors.py), the least work each endpoint
+service, and the floors (bench/floors.py), the least work each endpoint
 cannot avoid on the same framework, Redis, WeChat and database. Then measures,
 side by side, in interleaved rounds (the order reversed every other round):
 
@@ -23,7 +23,7 @@ which git ignores) so runs can be compared.
 Load: wrk (-t2 -c32, 10 s, keep-alive, loopback), installed from Debian's
 package if missing; else this package's python load generator, and the
 output says which ran. Fresh codes and encryptedData are prepared before
-each measurement and fed one per request (wrk: dev/bench/lua/wrk.lua).
+each measurement and fed one per request (wrk: bench/lua/wrk.lua).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ import redis
 import requests
 
 import config
-from dev.bench.harness import (
+from bench.harness import (
     FLOORS_APP,
     Stack,
     cpu_seconds,
@@ -55,7 +55,7 @@ from dev.bench.harness import (
     start_stack,
     worker_pids,
 )
-from dev.bench.loadgen import Load, PyLoad, Result, Wrk, pick
+from bench.loadgen import Load, PyLoad, Result, Wrk, pick
 
 # (name, server, what it is)
 TARGETS = (

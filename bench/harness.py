@@ -23,7 +23,7 @@ from app import prepare_embedded
 from dev.stack import Gunicorn, service_env, start_emulator, start_gunicorn
 from wechat_emulator import EmulatorControl, EmulatorServer
 
-FLOORS_APP = "dev.bench.floors:create_floors()"
+FLOORS_APP = "bench.floors:create_floors()"
 # The benchmark logs in far more often than a person would.
 UNLIMITED = {"LOGIN_RATE_LIMIT": "1000000/minute", "LOGIN_RATE_LIMIT_OPENID": "1000000/minute"}
 

@@ -1,5 +1,5 @@
 """Worker models: which gunicorn worker keeps the service responsive when
-WeChat is slow and when clients are slow? `.venv/bin/python -m dev.bench.workers`
+WeChat is slow and when clients are slow? `.venv/bin/python -m bench.workers`
 
 For each model (gthread as today, gthread with more threads, sync with more
 workers, gevent), the service is started with gunicorn.conf.py plus the
@@ -16,7 +16,7 @@ stack (emulator, Redis, SQLite), and measured:
                 server let each slow socket live
 
 plus a check that gevent's monkey-patching makes redis-py, requests (HTTP
-and HTTPS), sqlite3, psycopg 3 and PyMySQL cooperative (dev/bench/geventcheck.py; the
+and HTTPS), sqlite3, psycopg 3 and PyMySQL cooperative (bench/geventcheck.py; the
 database checks run when --postgres-url / --mysql-url, or TEST_POSTGRES_URL /
 TEST_MYSQL_URL, are set), and the slow-client test repeated with the
 settings that could matter (--timeout, --keep-alive).
@@ -46,10 +46,10 @@ from typing import Any
 import requests
 
 import config
-from dev.bench.geventcheck import EARLY_PATCH, NAMES, run_checks, start_https
-from dev.bench.harness import Stack, machine, start_stack
-from dev.bench.loadgen import Load, PyLoad, Wrk, pick
-from dev.bench.run import git_commit
+from bench.geventcheck import EARLY_PATCH, NAMES, run_checks, start_https
+from bench.harness import Stack, machine, start_stack
+from bench.loadgen import Load, PyLoad, Wrk, pick
+from bench.run import git_commit
 
 
 @dataclass(frozen=True)
@@ -315,7 +315,7 @@ def gevent_check(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
         for key, extra in (("as_configured", {}), ("patched_at_start", early)):
             server = stack.start(
                 f"gevent-check-{key}",
-                app="dev.bench.geventcheck:create_checks()",
+                app="bench.geventcheck:create_checks()",
                 workers=1,
                 threads=1,
                 args=("--worker-class", "gevent"),

@@ -1,4 +1,4 @@
-"""Where /user/info's time goes. `.venv/bin/python -m dev.bench.profiling`
+"""Where /user/info's time goes. `.venv/bin/python -m bench.profiling`
 
 Starts the service and the floors with the service's gunicorn settings, then:
 
@@ -35,9 +35,9 @@ from pathlib import Path
 from typing import Any
 
 import config
-from dev.bench.harness import FLOORS_APP, cpu_seconds, machine, start_stack, worker_pids
-from dev.bench.loadgen import Load, pick
-from dev.bench.run import git_commit
+from bench.harness import FLOORS_APP, cpu_seconds, machine, start_stack, worker_pids
+from bench.loadgen import Load, pick
+from bench.run import git_commit
 
 # (category, substrings of "function (file)" frames; the first rule with a
 # match anywhere in a sample's stack takes the sample)

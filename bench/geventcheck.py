@@ -16,7 +16,7 @@ per driver that blocks about one second in that driver:
     GET /check/mysql      SELECT SLEEP(1) (PyMySQL), when CHECK_MYSQL_URL
     GET /check/patched    what gevent patched, and psycopg's wait function
 
-The runner (run_checks, used by dev/bench/workers.py) sends 8 at once to one
+The runner (run_checks, used by bench/workers.py) sends 8 at once to one
 worker and probes /healthz meanwhile: cooperative means ~1 s for all 8 and a
 fast /healthz; blocking means ~8 s and /healthz stuck behind them. Every
 answer must also be a 200: a driver that fails under gevent is reported so.

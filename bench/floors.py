@@ -2,7 +2,7 @@
 endpoint cannot avoid, on the same framework, server settings, Redis, WeChat
 and database as the service. `make bench` serves this module with exactly the
 service's gunicorn settings (`gunicorn -c gunicorn.conf.py
-'dev.bench.floors:create_floors()'`, through dev/stack.py) and reports the
+'bench.floors:create_floors()'`, through dev/stack.py) and reports the
 service's numbers as ratios to these.
 
     GET  /floor/framework   a bare Flask view answering a constant JSON

@@ -1,5 +1,5 @@
 """Memory: gunicorn workers' RSS, and Redis bytes per session and per user.
-`.venv/bin/python -m dev.bench.memory`
+`.venv/bin/python -m bench.memory`
 
 1. Workers: RSS and USS (memory only that process holds) of the master and
    each worker right after boot, after one request, and after every 20k
@@ -29,9 +29,9 @@ import redis
 import requests
 
 import config
-from dev.bench.harness import Stack, machine, start_stack, worker_pids
-from dev.bench.loadgen import Load, pick
-from dev.bench.run import git_commit
+from bench.harness import Stack, machine, start_stack, worker_pids
+from bench.loadgen import Load, pick
+from bench.run import git_commit
 
 
 def process_memory(pid: int) -> dict[str, float]:

@@ -1,4 +1,4 @@
--- wrk script for dev/bench: `wrk ... -s wrk.lua URL -- FILE METHOD PATH`
+-- wrk script for bench: `wrk ... -s wrk.lua URL -- FILE METHOD PATH`
 --
 -- Without FILE ("-") every request is the static one wrk builds from its
 -- command line (-H headers), and wrk sends it without calling Lua.

@@ -139,7 +139,7 @@ class PyLoad:
     name = "python"
 
     def describe(self) -> str:
-        return "dev/bench/loadgen.py fallback (python selectors, wrk not available)"
+        return "bench/loadgen.py fallback (python selectors, wrk not available)"
 
     def run(
         self,
@@ -323,5 +323,5 @@ def pick(kind: str = "auto") -> Wrk | PyLoad:
         return Wrk(path)
     if kind == "wrk":
         raise SystemExit("wrk is not installed and could not be installed")
-    print("wrk unavailable: falling back to dev/bench/loadgen.py's python load generator")
+    print("wrk unavailable: falling back to bench/loadgen.py's python load generator")
     return PyLoad()
