@@ -1,0 +1,75 @@
+"""What the fuzz tier found, one class at a time: the smallest request that
+showed each, sent over real HTTP to gunicorn, with the answer it must get."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from support.fuzzing import ERRORS
+from support.rawhttp import Answer, Connection, request_bytes
+
+pytestmark = pytest.mark.gunicorn
+
+HOST = ("Host", "127.0.0.1")
+
+
+def exchange(url: str, data: bytes, *, half_close: bool = False) -> list[Answer]:
+    """Every answer the server writes for `data`, until it closes."""
+    with Connection(url) as conn:
+        conn.send(data)
+        if half_close:
+            conn.finish_sending()
+        answers = [conn.read_answer()]
+        if answers[0].keeps_alive and not half_close:
+            conn.send(request_bytes("GET", "/healthz", [HOST, ("Connection", "close")]))
+        while not conn.closed_by_server():
+            answers.append(conn.read_answer())
+    return answers
+
+
+def error_of(answer: Answer) -> str:
+    assert (answer.header("Content-Type") or "").startswith("application/json"), answer.text()
+    body = json.loads(answer.body)
+    assert body["code"] == ERRORS[body["error"]][1] and body["message"], body
+    return body["error"]
+
+
+def honest(answers: list[Answer]) -> Answer:
+    """The first answer, after checking its Connection header told the truth:
+    after keep-alive the next request on the connection was answered."""
+    first = answers[0]
+    if first.keeps_alive:
+        assert [a.status for a in answers] == [first.status, 200], [a.text() for a in answers]
+    else:
+        assert len(answers) == 1, [a.text() for a in answers]
+    return first
+
+
+# -- a body whose chunked framing is broken ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        b"zz\r\nabc\r\n0\r\n\r\n",  # a chunk size that is not hex
+        b"3\r\nabcXX0\r\n\r\n",  # no CRLF after the chunk
+        b"3;=\r\nabc\r\n0\r\n\r\n",  # a malformed chunk extension
+        b"3\r\nabc\r\n0\r\nHost: x\r\n\r\n",  # a trailer that may not be one
+    ],
+)
+def test_a_broken_chunked_body_is_400_invalid_body(fuzz_service, chunks):
+    """Was: 500 internal_error and a traceback, on every endpoint that reads a body."""
+    answers = exchange(
+        fuzz_service.url,
+        request_bytes(
+            "POST",
+            "/oauth/logout",
+            [HOST, ("Content-Type", "application/json"), ("Transfer-Encoding", "chunked")],
+            chunks,
+        ),
+    )
+    assert answers[0].status == 400
+    assert error_of(answers[0]) == "invalid_body"
+    assert "Traceback" not in fuzz_service.log_text()
