@@ -8,10 +8,10 @@ import logging
 import re
 from typing import Any
 
-from flask import request
+from flask import current_app, request
 from werkzeug.exceptions import HTTPException
 
-from services.errors import InvalidBody, InvalidField
+from services.errors import InvalidBody, InvalidField, PayloadTooLarge
 
 FORM_TYPES = {"application/x-www-form-urlencoded", "multipart/form-data"}
 
@@ -35,18 +35,29 @@ def body_fields() -> dict[str, Any]:
 
 
 def body_bytes() -> bytes:
-    """The whole body, however it is framed. A body whose framing is broken
-    (a chunk size that is not hex, a missing chunk terminator, a malformed
-    trailer) fails while it is read, with whatever exception the WSGI server
-    raises (gunicorn's are not OSErrors, which werkzeug would have turned
-    into a 400): the client's request is invalid, the service is fine."""
+    """The whole body, however it is framed, or 413 when it is over
+    MAX_CONTENT_LENGTH. A chunked body has no Content-Length to refuse up
+    front, and werkzeug stops reading it at the limit without a word (what it
+    read so far was then parsed as if it were the body): so it is read to one
+    byte past the limit, and that byte decides.
+
+    A body whose framing is broken (a chunk size that is not hex, a missing
+    chunk terminator, a malformed trailer) fails while it is read, with
+    whatever exception the WSGI server raises (gunicorn's are not OSErrors,
+    which werkzeug would have turned into a 400): the client's request is
+    invalid, the service is fine."""
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    request.max_content_length = limit + 1
     try:
-        return request.get_data(cache=True)
+        raw = request.get_data(cache=True)
     except HTTPException:
         raise
     except Exception as exc:
         log.info("unreadable request body: %s", type(exc).__name__)
         raise InvalidBody("The request body is malformed: its framing is broken.") from None
+    if len(raw) > limit:
+        raise PayloadTooLarge()
+    return raw
 
 
 def text_field(

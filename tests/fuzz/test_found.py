@@ -8,7 +8,7 @@ import json
 import pytest
 
 from support.fuzzing import ERRORS
-from support.rawhttp import Answer, Connection, request_bytes
+from support.rawhttp import Answer, Connection, chunked, request_bytes
 
 pytestmark = pytest.mark.gunicorn
 
@@ -73,3 +73,43 @@ def test_a_broken_chunked_body_is_400_invalid_body(fuzz_service, chunks):
     assert answers[0].status == 400
     assert error_of(answers[0]) == "invalid_body"
     assert "Traceback" not in fuzz_service.log_text()
+
+
+# -- a chunked body over the 64 KB limit ---------------------------------------------
+
+
+@pytest.mark.parametrize("extra", [1, 200_000])
+def test_a_chunked_body_over_the_limit_is_413(fuzz_service, control, extra):
+    """Was: the first 64 KB were read and parsed as the whole body, so a valid
+    object padded past the limit logged in (200)."""
+    code = control.login()["code"]
+    body = b'{"code": "%s"}' % code.encode()
+    body += b" " * (64 * 1024 - len(body) + extra)
+    answers = exchange(
+        fuzz_service.url,
+        request_bytes(
+            "POST",
+            "/oauth/login",
+            [HOST, ("Content-Type", "application/json"), ("Transfer-Encoding", "chunked")],
+            chunked(body, [8192] * 20),
+        ),
+        half_close=True,
+    )
+    assert answers[0].status == 413
+    assert error_of(answers[0]) == "payload_too_large"
+
+
+def test_a_chunked_body_of_exactly_the_limit_is_read(fuzz_service, control):
+    code = control.login()["code"]
+    body = b'{"code": "%s"}' % code.encode()
+    body += b" " * (64 * 1024 - len(body))
+    answers = exchange(
+        fuzz_service.url,
+        request_bytes(
+            "POST",
+            "/oauth/login",
+            [HOST, ("Content-Type", "application/json"), ("Transfer-Encoding", "chunked")],
+            chunked(body, [8192] * 20),
+        ),
+    )
+    assert answers[0].status == 200, answers[0].text()
