@@ -33,3 +33,35 @@ def on_starting(server):
     except config.ConfigError as exc:
         raise SystemExit(f"configuration error: {exc}") from None
     prepare_embedded(os.environ)
+
+
+def pre_request(worker, req):
+    """Promise keep-alive only for a request whose body has been read to its end.
+
+    gunicorn writes the answer's Connection header before it drains what the
+    application left of the request body, and that drain can fail: a body
+    the application never read (a 401 or 404 with a body, a 413) is drained
+    64 KiB at most, a malformed chunk stops it, so does a client that stops
+    sending. gunicorn then closes a connection the answer said it would
+    keep, and the client's next request on it is lost (or, after a malformed
+    chunk, answered by an error meant for the previous one). Deciding when
+    the head is written, from what has been read, keeps the promise true."""
+    keeps_alive_otherwise = req.should_close
+    req.should_close = lambda: keeps_alive_otherwise() or not _body_read(req)
+
+
+def _body_read(req) -> bool:
+    """Whether the request body has been read to its end, from gunicorn 27's
+    Body and readers; anything unrecognised counts as unread (the connection
+    then closes, which is always safe)."""
+    from gunicorn.http.body import ChunkedReader, LengthReader
+
+    body = req.body
+    if body is None or getattr(body, "failed", True) or body.buf.tell():
+        return False
+    reader = body.reader
+    if isinstance(reader, LengthReader):
+        return reader.length == 0
+    if isinstance(reader, ChunkedReader):
+        return reader.parser is None and not reader.buf.tell()
+    return False

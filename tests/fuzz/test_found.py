@@ -113,3 +113,45 @@ def test_a_chunked_body_of_exactly_the_limit_is_read(fuzz_service, control):
         ),
     )
     assert answers[0].status == 200, answers[0].text()
+
+
+# -- keep-alive promised on a connection the server then closes -----------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers", "body"),
+    [
+        # a body the service never reads, over gunicorn's 64 KiB drain
+        ("GET", "/healthz", [("Content-Length", "70000")], b"x" * 70000),
+        # refused by its Content-Length, unread
+        ("POST", "/oauth/login", [("Content-Length", "70000")], b"x" * 70000),
+        # a 401 before the body is read; the drain then hits the broken chunk
+        ("POST", "/user/bindinfo", [("Transfer-Encoding", "chunked")], b"zz\r\nabc\r\n0\r\n\r\n"),
+        # a 404 with a body that is still coming
+        ("POST", "/nowhere", [("Content-Length", "10")], b"abc"),
+    ],
+)
+def test_the_connection_header_tells_the_truth(fuzz_service, method, path, headers, body):
+    """Was: 'Connection: keep-alive', then the server closed the connection
+    (the next request was lost), or wrote a second, HTML 400 answer on it."""
+    data = request_bytes(method, path, [HOST, ("Content-Type", "application/json"), *headers], body)
+    with Connection(fuzz_service.url) as conn:
+        conn.send(data)
+        first = conn.read_answer(method)
+        assert first.status == 200 or error_of(first)
+        if first.keeps_alive:
+            conn.send(request_bytes("GET", "/healthz", [HOST]))
+            assert conn.read_answer().status == 200
+        else:
+            assert conn.closed_by_server()
+
+
+def test_a_body_read_to_its_end_keeps_the_connection(fuzz_service):
+    with Connection(fuzz_service.url) as conn:
+        for framing, body in [
+            ([("Content-Length", "11")], b'{"all": ""}'),
+            ([("Transfer-Encoding", "chunked")], chunked(b'{"all": ""}', [3])),
+        ]:
+            conn.send(request_bytes("POST", "/oauth/logout", [HOST, *framing], body))
+            answer = conn.read_answer("POST")
+            assert answer.status == 200 and answer.keeps_alive
