@@ -65,3 +65,47 @@ def _body_read(req) -> bool:
     if isinstance(reader, ChunkedReader):
         return reader.parser is None and not reader.buf.tell()
     return False
+
+
+def post_worker_init(worker):
+    """gunicorn answers by itself what never reaches the application: a
+    request line, header section or framing it cannot parse, a URL or headers
+    over its limits. Those answers keep the service's error contract too:
+    JSON `{"code", "error", "message"}`, `bad_request` with gunicorn's status
+    (400, or 414, 417, 431), or `internal_error` for its own 500. And a
+    transfer coding it does not know is a malformed request like any other:
+    400, where gunicorn would answer 501 (a 5xx says the server failed)."""
+    from gunicorn import util
+    from gunicorn.http.errors import InvalidHeader, UnsupportedTransferCoding
+
+    util.write_error = _write_json_error
+    handle_error = worker.handle_error
+
+    def handle_client_error(req, client, addr, exc):
+        if isinstance(exc, UnsupportedTransferCoding):
+            exc = InvalidHeader("TRANSFER-ENCODING")
+        handle_error(req, client, addr, exc)
+
+    worker.handle_error = handle_client_error
+
+
+def _write_json_error(sock, status_int, reason, mesg):
+    """gunicorn.util.write_error, with the service's JSON error shape."""
+    import json
+
+    from gunicorn import util
+
+    from services import errors
+
+    kind = errors.BadRequest if status_int < 500 else errors.ServiceError
+    message = f"{kind.message[:-1]}: {mesg[:200]}" if mesg else kind.message
+    body = json.dumps({"code": kind.code, "error": kind.slug, "message": message}).encode()
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\n"
+        "Connection: close\r\n"
+        "Content-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n"
+        "Cache-Control: no-store\r\n"
+        "\r\n"
+    )
+    util.write_nonblock(sock, head.encode("latin-1") + body)

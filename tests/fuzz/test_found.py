@@ -155,3 +155,40 @@ def test_a_body_read_to_its_end_keeps_the_connection(fuzz_service):
             conn.send(request_bytes("POST", "/oauth/logout", [HOST, *framing], body))
             answer = conn.read_answer("POST")
             assert answer.status == 200 and answer.keeps_alive
+
+
+# -- what gunicorn answers by itself ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "status"),
+    [
+        (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+        (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 9000 + b"\r\n\r\n", 431),
+        (b"GET /healthz HTTP/1.1\r\n" + b"X-A: 1\r\n" * 101 + b"\r\n", 431),
+        (b"GET /healthz HTTP/1.1\r\nHost: x\r\nExpect: teapot\r\n\r\n", 417),
+        (b"G\x00T /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+        (b"GET /healthz HTTP/0.9\r\nHost: x\r\n\r\n", 400),
+        (b"GET /healthz HTTP/1.1\r\nBad Header\r\n\r\n", 400),
+        (b"POST /oauth/logout HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", 400),
+        (b"POST /oauth/logout HTTP/1.1\r\nContent-Length: -1\r\n\r\n", 400),
+    ],
+)
+def test_gunicorns_own_errors_are_json(fuzz_service, data, status):
+    """Was: an HTML page."""
+    (answer,) = exchange(fuzz_service.url, data, half_close=True)
+    assert answer.status == status
+    assert error_of(answer) == "bad_request"
+    assert answer.header("Cache-Control") == "no-store"
+    assert not answer.keeps_alive
+
+
+@pytest.mark.parametrize("coding", ["x-custom", "chunked;q=1", "", "*"])
+def test_an_unknown_transfer_coding_is_400(fuzz_service, coding):
+    """Was: 501 (a server error) with an HTML page."""
+    data = request_bytes(
+        "POST", "/oauth/logout", [HOST, ("Transfer-Encoding", coding)], b"0\r\n\r\n"
+    )
+    (answer,) = exchange(fuzz_service.url, data, half_close=True)
+    assert answer.status == 400
+    assert error_of(answer) == "bad_request"
