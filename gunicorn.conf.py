@@ -13,6 +13,11 @@ keepalive = 5
 # gunicorn 25+ opens a control socket at one fixed path per user; several
 # instances on one host would fight over it, and platforms have no use for it.
 control_socket_disable = True
+# gunicorn takes SCRIPT_NAME (and PATH_INFO) from a request header when the
+# peer is in forwarded_allow_ips (loopback by default), and answers 500 when
+# the path does not start with it. The service is always mounted at /: such
+# headers are dropped like any other header with an underscore.
+forwarder_headers = ""
 accesslog = "-"
 # The request line never carries a secret: tokens travel in headers only.
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms pid=%(p)s'

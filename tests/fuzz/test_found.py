@@ -192,3 +192,12 @@ def test_an_unknown_transfer_coding_is_400(fuzz_service, coding):
     (answer,) = exchange(fuzz_service.url, data, half_close=True)
     assert answer.status == 400
     assert error_of(answer) == "bad_request"
+
+
+@pytest.mark.parametrize("value", ["/prefix", "/oauth", "/healthz"])
+def test_a_script_name_header_is_ignored(fuzz_service, value):
+    """Was: 500 (gunicorn's ConfigurationProblem) when the path did not start
+    with it, from any client on loopback, where gunicorn trusts the header."""
+    data = request_bytes("GET", "/healthz", [HOST, ("SCRIPT_NAME", value)])
+    answer = honest(exchange(fuzz_service.url, data))
+    assert answer.status == 200, answer.text()
