@@ -119,7 +119,8 @@ class OpenDataCipher:
         timestamp = watermark.get("timestamp")
         if not isinstance(timestamp, int) or isinstance(timestamp, bool):
             raise errors.WatermarkMismatch("The data's watermark has no valid timestamp.")
-        if self.max_age and abs(self.clock() - timestamp) > self.max_age:
+        # In integers: a timestamp past float's range must not overflow.
+        if self.max_age and abs(int(self.clock()) - timestamp) > self.max_age:
             raise errors.PayloadExpired()
 
 

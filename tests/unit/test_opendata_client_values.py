@@ -59,3 +59,25 @@ def test_a_good_signature_still_matches(cipher):
     raw = '{"nickName":"小明🐱"}'
     opened = cipher.open(data, iv, [KEY], raw_data=raw, signature=rawdata_signature(raw, KEY))
     assert opened["nickName"] == "x"
+
+
+@pytest.mark.parametrize(
+    "timestamp", [10**400, -(10**400), 2**1024], ids=["1e400", "-1e400", "2^1024"]
+)
+def test_a_watermark_timestamp_of_any_size_is_expired(cipher, timestamp):
+    """Was: OverflowError (an int past float's range minus the clock), a 500."""
+    data, iv = sealed(watermarked(timestamp))
+    with pytest.raises(errors.PayloadExpired):
+        cipher.open(data, iv, [KEY])
+
+
+def test_a_watermark_timestamp_of_any_size_passes_with_the_check_off():
+    data, iv = sealed(watermarked(10**400))
+    assert OpenDataCipher(APPID, max_age=0).open(data, iv, [KEY])["nickName"] == "x"
+
+
+def test_the_watermark_age_is_still_checked_to_the_second(cipher):
+    now = int(time.time())
+    assert cipher.open(*sealed(watermarked(now - 590)), [KEY])
+    with pytest.raises(errors.PayloadExpired):
+        cipher.open(*sealed(watermarked(now - 700)), [KEY])
