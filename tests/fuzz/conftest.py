@@ -3,11 +3,16 @@ workers, real Redis, the database, the WeChat emulator) over real HTTP.
 What a request may be and what every answer must satisfy are in
 support/fuzzing.py; the Hypothesis profiles too (`ci` by default,
 `HYPOTHESIS_PROFILE=explore` for new examples).
+
+Only what reaches the database depends on it: tests marked `every_database`
+(binding decrypted data) run on every configured backend, the others on
+SQLite alone, which keeps the tier's time flat however many backends CI has.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,10 +25,44 @@ from support.fuzzing import FRESH_CODE, Fresh, Fuzz, Sealed, Signed
 from support.servers import Server, gunicorn, instance_env
 from wechat_emulator import EmulatorControl, EmulatorServer
 
+FUZZED: dict[str, int] = {}  # test id -> requests sent
+OUTCOMES: Counter[str] = Counter()  # first answers, by status and slug
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "every_database: a fuzz test that runs on every configured database"
+    )
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if FUZZED:
+        terminalreporter.write_line(
+            f"fuzz: {sum(FUZZED.values())} requests in {len(FUZZED)} tests; answers: "
+            + ", ".join(f"{name} x{count}" for name, count in OUTCOMES.most_common())
+        )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect this tier's tests for the other backends unless marked."""
+    here = Path(__file__).parent
+    dropped = [
+        item
+        for item in items
+        if here in item.path.parents
+        and getattr(item, "callspec", None) is not None
+        and item.callspec.params.get("database_url", "sqlite") != "sqlite"
+        and item.get_closest_marker("every_database") is None
+    ]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        gone = set(dropped)
+        items[:] = [item for item in items if item not in gone]
+
 
 @pytest.fixture(scope="session")
 def control(emulator_server: EmulatorServer) -> Iterator[EmulatorControl]:
-    """The emulator's control API for the whole tier, from a clean state."""
+    """The emulator's control API for the whole tier."""
     emulator = EmulatorControl(emulator_server.url)
     emulator.reset()
     yield emulator
@@ -69,6 +108,7 @@ class User:
 
 @pytest.fixture
 def user(fuzz_service: Server, control: EmulatorControl, handed_out: set[str]) -> User:
+    control.reset()  # no fault or clock another test left behind
     return log_in(fuzz_service, control, handed_out)
 
 
@@ -87,12 +127,13 @@ def log_in(service: Server, control: EmulatorControl, handed_out: set[str]) -> U
 
 @pytest.fixture
 def fuzz(
+    request: pytest.FixtureRequest,
     fuzz_service: Server,
     control: EmulatorControl,
     user: User,
     handed_out: set[str],
     watch: Any,
-) -> Fuzz:
+) -> Iterator[Fuzz]:
     """Sends plans as `user`; a logout that ends the user's session is
     followed by a new login, so every example starts with a live session."""
     current = {"user": user}
@@ -126,4 +167,6 @@ def fuzz(
 
     # Answers are checked for every openid, unionid and session_key handed out so far.
     harness = Fuzz(fuzz_service.url, Path(fuzz_service.gunicorn.log), handed_out, fresh, token)
-    return harness
+    yield harness
+    FUZZED[request.node.nodeid] = harness.cases
+    OUTCOMES.update(harness.outcomes)

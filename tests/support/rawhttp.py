@@ -135,6 +135,13 @@ class Connection:
                 raise ProtocolError(f"not a header line: {line[:200]!r}")
             headers.append((name.strip(), value.strip()))
         answer = Answer(code, reason, headers, b"", b"\r\n".join(head) + b"\r\n\r\n")
+        if method == "HEAD" and not answer.keeps_alive:
+            # gunicorn writes its own error answers with a body whatever the
+            # method (it may not know it); the connection ends with it anyway.
+            while self._fill():
+                pass
+            answer.body, self.buffer = self.buffer, b""
+            return answer
         if code < 200 or code in (204, 304) or method == "HEAD":
             return answer
         if "chunked" in (answer.header("Transfer-Encoding") or "").lower():
