@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import requests
 from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
 from blueprints.openapi import METHODS
@@ -27,22 +28,21 @@ def test_the_docs_page_shows_every_path(service, browser):
         return blocks if len(blocks) >= len(operations) else []
 
     WebDriverWait(browser, 30).until(rendered, "Swagger UI did not render every operation")
-    paths = {
-        element.get_attribute("data-path")
-        for element in browser.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")
-    }
-    assert paths == set(document["paths"])
-    shown = {
-        (block.find_element(By.CSS_SELECTOR, ".opblock-summary-method").text.lower(), path)
-        for block in browser.find_elements(By.CSS_SELECTOR, ".opblock")
-        for path in [
-            block.find_element(By.CSS_SELECTOR, ".opblock-summary-path").get_attribute("data-path")
-        ]
-    }
+    shown = {summary(block) for block in browser.find_elements(By.CSS_SELECTOR, ".opblock")}
     assert shown == operations
+    assert {path for _, path in shown} == set(document["paths"])
     assert "wx-session-service" in browser.find_element(By.CSS_SELECTOR, ".info .title").text
+    # Swagger UI lists what it could not resolve or parse in an errors box.
+    assert not browser.find_elements(By.CSS_SELECTOR, ".errors-wrapper")
 
     fetched = browser.execute_script(
         "return performance.getEntriesByType('resource').map(entry => entry.name)"
     )
     assert fetched and all(url.startswith(service.url + "/") for url in fetched), fetched
+
+
+def summary(block: WebElement) -> tuple[str, str]:
+    """(method, path) as an operation's summary line shows them."""
+    method = block.find_element(By.CSS_SELECTOR, ".opblock-summary-method").text
+    path = block.find_element(By.CSS_SELECTOR, ".opblock-summary-path").get_attribute("data-path")
+    return method.lower(), path or ""
