@@ -120,7 +120,9 @@ def log_in(service: Server, control: EmulatorControl, handed_out: set[str]) -> U
     )
     assert response.status_code == 200, response.text
     return User(
-        response.json()["data"]["token"], issued["openid"], issued["unionid"],
+        response.json()["data"]["token"],
+        issued["openid"],
+        issued["unionid"],
         issued["session_key"],
     )
 
@@ -150,8 +152,9 @@ def fuzz(
         me = current["user"]
         if value is FRESH_CODE:
             issued = control.login()
-            handed_out.update(v for v in (issued["openid"], issued["unionid"],
-                                          issued["session_key"]) if v)
+            handed_out.update(
+                v for v in (issued["openid"], issued["unionid"], issued["session_key"]) if v
+            )
             return issued["code"]
         if isinstance(value, Sealed):
             plaintext = value.plaintext.replace("$openid", me.openid)
@@ -161,8 +164,9 @@ def fuzz(
                 sealed[key] = control.encrypt(None, raw=plaintext, session_key=me.session_key)
             return sealed[key][value.field]
         if isinstance(value, Signed):
-            return hashlib.sha1((value.raw_data + me.session_key).encode("utf-8",
-                                                                        "surrogatepass")).hexdigest()
+            return hashlib.sha1(
+                (value.raw_data + me.session_key).encode("utf-8", "surrogatepass")
+            ).hexdigest()
         raise TypeError(value)
 
     # Answers are checked for every openid, unionid and session_key handed out so far.

@@ -91,9 +91,13 @@ def test_oversized_bodies_are_refused(fuzz) -> None:
     readers = [e for e in ENDPOINTS if e.reads_body]
 
     @examples(40)
-    @given(st.sampled_from(readers).flatmap(
-        lambda e: st.tuples(st.just(e), requests(e, oversized_bodies(e), framing=plain_framings))
-    ))
+    @given(
+        st.sampled_from(readers).flatmap(
+            lambda e: st.tuples(
+                st.just(e), requests(e, oversized_bodies(e), framing=plain_framings)
+            )
+        )
+    )
     def run(case: tuple[Endpoint, Plan]) -> None:
         endpoint, plan = case
         fuzz.exchange(plan, endpoint)

@@ -173,8 +173,10 @@ def to_json(value: Any, ascii_only: bool = False) -> str:
     if isinstance(value, Fresh):
         raise TypeError("render fresh values first")
     if isinstance(value, dict):
-        items = (f"{json.dumps(k, ensure_ascii=ascii_only)}:{to_json(v, ascii_only)}"
-                 for k, v in value.items())
+        items = (
+            f"{json.dumps(k, ensure_ascii=ascii_only)}:{to_json(v, ascii_only)}"
+            for k, v in value.items()
+        )
         return "{" + ",".join(items) + "}"
     if isinstance(value, list | tuple):
         return "[" + ",".join(to_json(v, ascii_only) for v in value) + "]"
@@ -209,8 +211,11 @@ def render_body(body: Body, fresh: Callable[[Fresh], Any]) -> bytes:
         pairs = []
         for name, item in value:
             text = item if isinstance(item, str) else to_json(item)
-            pairs.append(quote(name, safe="", errors="surrogatepass")
-                         + "=" + quote(text, safe="", errors="surrogatepass"))
+            pairs.append(
+                quote(name, safe="", errors="surrogatepass")
+                + "="
+                + quote(text, safe="", errors="surrogatepass")
+            )
         return "&".join(pairs).encode("ascii")
     if body.encoding == "multipart":
         boundary, parts = value
@@ -219,8 +224,15 @@ def render_body(body: Body, fresh: Callable[[Fresh], Any]) -> bytes:
             disposition = f'form-data; name="{name}"'
             if filename is not None:
                 disposition += f'; filename="{filename}"'
-            out += (b"--" + boundary + b"\r\nContent-Disposition: "
-                    + disposition.encode("utf-8", "surrogatepass") + b"\r\n\r\n" + data + b"\r\n")
+            out += (
+                b"--"
+                + boundary
+                + b"\r\nContent-Disposition: "
+                + disposition.encode("utf-8", "surrogatepass")
+                + b"\r\n\r\n"
+                + data
+                + b"\r\n"
+            )
         return out + b"--" + boundary + b"--\r\n"
     raise ValueError(body.encoding)
 
@@ -254,8 +266,12 @@ def frame(framing: Framing, body: bytes) -> tuple[list[tuple[str, str]], bytes, 
         data, complete = detail
         return [("Transfer-Encoding", "chunked")], data, complete, False
     if kind == "chunked+length":
-        return ([("Transfer-Encoding", "chunked"), ("Content-Length", length)],
-                chunked(body), True, True)
+        return (
+            [("Transfer-Encoding", "chunked"), ("Content-Length", length)],
+            chunked(body),
+            True,
+            True,
+        )
     if kind == "te":  # other Transfer-Encoding values, the body as chunks
         return [("Transfer-Encoding", detail)], chunked(body), True, True
     raise ValueError(kind)
@@ -263,12 +279,61 @@ def frame(framing: Framing, body: bytes) -> tuple[list[tuple[str, str]], bytes, 
 
 # -- strategies: values ------------------------------------------------------------
 
-LENGTHS = [0, 1, 15, 16, 17, 23, 24, 43, 44, 63, 64, 65, 127, 128, 129, 255, 256, 257,
-           1024, 8192, 8193, 16384, 16385]
-SPECIAL_TEXT = ["", " ", "\x00", "a\x00b", "\ud800", "\udfff", "a\ud83d", "\ufeff", "微信用户",
-                "🐱" * 64, "\u202e", "null", "true", "[]", "{}", "0", "-1", "1e309",
-                "wxapp", "WXAPP", "wxapp ", "\t\n\r", "\\", '"', "'; DROP TABLE users; --",
-                "%00", "../../etc/passwd", "$token"]
+LENGTHS = [
+    0,
+    1,
+    15,
+    16,
+    17,
+    23,
+    24,
+    43,
+    44,
+    63,
+    64,
+    65,
+    127,
+    128,
+    129,
+    255,
+    256,
+    257,
+    1024,
+    8192,
+    8193,
+    16384,
+    16385,
+]
+SPECIAL_TEXT = [
+    "",
+    " ",
+    "\x00",
+    "a\x00b",
+    "\ud800",
+    "\udfff",
+    "a\ud83d",
+    "\ufeff",
+    "微信用户",
+    "🐱" * 64,
+    "\u202e",
+    "null",
+    "true",
+    "[]",
+    "{}",
+    "0",
+    "-1",
+    "1e309",
+    "wxapp",
+    "WXAPP",
+    "wxapp ",
+    "\t\n\r",
+    "\\",
+    '"',
+    "'; DROP TABLE users; --",
+    "%00",
+    "../../etc/passwd",
+    "$token",
+]
 
 characters = st.characters() | st.characters(categories=["Cs"]) | st.sampled_from("\x00\n\r\t ")
 texts = (
@@ -277,8 +342,19 @@ texts = (
     | st.builds(lambda c, n: c * n, characters, st.sampled_from([*LENGTHS, 70000]))
 )
 big_numbers = st.sampled_from(
-    ["1" * 4301, "1" * 5000, "-" + "9" * 400, "1e999", "-1e999", "1E-999", "-0", "0.0",
-     "123456789012345678901234567890", "1" + "0" * 20 + ".5", "2e308"]
+    [
+        "1" * 4301,
+        "1" * 5000,
+        "-" + "9" * 400,
+        "1e999",
+        "-1e999",
+        "1E-999",
+        "-0",
+        "0.0",
+        "123456789012345678901234567890",
+        "1" + "0" * 20 + ".5",
+        "2e308",
+    ]
 ).map(RawNumber)
 scalars = (
     st.none()
@@ -296,8 +372,9 @@ json_values = st.recursive(
 )
 # Deep nesting: past the JSON parser's recursion limit, and past the body limit.
 deep_values = st.builds(
-    lambda depth, kind: RawNumber(("[" * depth + "]" * depth) if kind else
-                                  ('{"a":' * depth + "1" + "}" * depth)),
+    lambda depth, kind: RawNumber(
+        ("[" * depth + "]" * depth) if kind else ('{"a":' * depth + "1" + "}" * depth)
+    ),
     st.sampled_from([64, 999, 1001, 5000, 20_000, 40_000]),
     st.booleans(),
 )
@@ -325,8 +402,21 @@ def b64_mangled(data: bytes, how: str) -> str:
     return text
 
 
-B64_MODES = st.sampled_from(["std", "std", "std", "urlsafe", "unpadded", "spaces", "lines",
-                             "extra-padding", "inner-padding", "junk", "unicode"])
+B64_MODES = st.sampled_from(
+    [
+        "std",
+        "std",
+        "std",
+        "urlsafe",
+        "unpadded",
+        "spaces",
+        "lines",
+        "extra-padding",
+        "inner-padding",
+        "junk",
+        "unicode",
+    ]
+)
 base64ish = st.builds(
     b64_mangled,
     st.binary(max_size=80) | st.sampled_from(LENGTHS).map(lambda n: b"\x01" * n),
@@ -416,13 +506,27 @@ AUTH: dict[str, tuple[tuple[str, str], ...]] = {
 auths = st.sampled_from(["bearer", "cookie"]) | st.sampled_from(sorted(AUTH))
 
 CONTENT_TYPES = [
-    "application/json", "application/json; charset=utf-8", "application/json; charset=UTF-16",
-    'application/json;charset="utf-8"', "APPLICATION/JSON", "application/json; boundary=x",
-    "application/json;;;", "application/x-www-form-urlencoded",
-    "application/x-www-form-urlencoded; charset=latin-1", "multipart/form-data",
-    "multipart/form-data; boundary=", "multipart/form-data; boundary=" + "b" * 300,
-    "multipart/form-data; boundary=xyz", "text/plain", "text/plain; charset=gbk", "",
-    "application/octet-stream", ";;;", "a/b; c", "*/*", "text/html; charset=\xe9",
+    "application/json",
+    "application/json; charset=utf-8",
+    "application/json; charset=UTF-16",
+    'application/json;charset="utf-8"',
+    "APPLICATION/JSON",
+    "application/json; boundary=x",
+    "application/json;;;",
+    "application/x-www-form-urlencoded",
+    "application/x-www-form-urlencoded; charset=latin-1",
+    "multipart/form-data",
+    "multipart/form-data; boundary=",
+    "multipart/form-data; boundary=" + "b" * 300,
+    "multipart/form-data; boundary=xyz",
+    "text/plain",
+    "text/plain; charset=gbk",
+    "",
+    "application/octet-stream",
+    ";;;",
+    "a/b; c",
+    "*/*",
+    "text/html; charset=\xe9",
 ]
 content_types = st.sampled_from(CONTENT_TYPES) | st.text(
     st.characters(min_codepoint=0x20, max_codepoint=0xFF), max_size=60
@@ -434,12 +538,18 @@ def object_bodies(endpoint: Endpoint) -> st.SearchStrategy[dict]:
     it or any JSON value, and now and then a field nobody reads."""
     fields = endpoint.fields
     # Some of the fields, each with a value meant for it: past the type checks.
-    typed = st.lists(st.sampled_from(list(fields)), unique=True).flatmap(
-        lambda names: st.fixed_dictionaries({name: fields[name] for name in names})
-    ) if fields else st.just({})
+    typed = (
+        st.lists(st.sampled_from(list(fields)), unique=True).flatmap(
+            lambda names: st.fixed_dictionaries({name: fields[name] for name in names})
+        )
+        if fields
+        else st.just({})
+    )
     optional = {name: values | any_json for name, values in fields.items()}
-    return typed | st.fixed_dictionaries({}, optional=optional) | st.dictionaries(
-        st.sampled_from([*fields, "x", ""]) | texts, any_json, max_size=4
+    return (
+        typed
+        | st.fixed_dictionaries({}, optional=optional)
+        | st.dictionaries(st.sampled_from([*fields, "x", ""]) | texts, any_json, max_size=4)
     )
 
 
@@ -469,23 +579,43 @@ def multipart_parts(endpoint: Endpoint) -> st.SearchStrategy:
 def other_bodies(endpoint: Endpoint) -> st.SearchStrategy[Body]:
     """Form-encoded, multipart, text, bytes that are not UTF-8, any Content-Type."""
     return st.one_of(
-        st.builds(Body, st.just("form"), form_values(endpoint),
-                  st.sampled_from(["application/x-www-form-urlencoded",
-                                   "application/x-www-form-urlencoded; charset=utf-8"])),
+        st.builds(
+            Body,
+            st.just("form"),
+            form_values(endpoint),
+            st.sampled_from(
+                [
+                    "application/x-www-form-urlencoded",
+                    "application/x-www-form-urlencoded; charset=utf-8",
+                ]
+            ),
+        ),
         st.builds(
             Body,
             st.just("multipart"),
             multipart_parts(endpoint),
-            st.sampled_from(["xyz", "b" * 70, "----WebKitFormBoundary7MA4YWxkTrZu0gW", "other"])
-            .map(lambda b: f"multipart/form-data; boundary={b}"),
+            st.sampled_from(
+                ["xyz", "b" * 70, "----WebKitFormBoundary7MA4YWxkTrZu0gW", "other"]
+            ).map(lambda b: f"multipart/form-data; boundary={b}"),
         ),
         st.builds(Body, st.just("raw"), st.binary(max_size=200), content_types | st.none()),
         st.builds(
             Body,
             st.just("raw"),
-            st.sampled_from([b'{"code": "\xff\xfe"}', b'{"\xc3": 1}', b"\xef\xbb\xbf{}",
-                             b"\xff\xfe{\x00}\x00", b"\x00" * 10, b"{" + b"\x80" * 50 + b"}",
-                             b"code=%ff%fe&all=%zz", b"%", b"a=1&&&=&b", b"\r\n\r\n"]),
+            st.sampled_from(
+                [
+                    b'{"code": "\xff\xfe"}',
+                    b'{"\xc3": 1}',
+                    b"\xef\xbb\xbf{}",
+                    b"\xff\xfe{\x00}\x00",
+                    b"\x00" * 10,
+                    b"{" + b"\x80" * 50 + b"}",
+                    b"code=%ff%fe&all=%zz",
+                    b"%",
+                    b"a=1&&&=&b",
+                    b"\r\n\r\n",
+                ]
+            ),
             content_types | st.none(),
         ),
     )
@@ -510,13 +640,32 @@ def oversized_bodies(endpoint: Endpoint) -> st.SearchStrategy[Body]:
 
 chunk_sizes = st.lists(st.integers(1, 300), max_size=5)
 chunk_extensions = st.sampled_from(
-    [b"", b";a", b";a=b", b';a="q\\"x"', b" ;a=b", b";", b";=", b"; a b", b";a=\r", b";\x00",
-     b";a=" + b"x" * 9000]
+    [
+        b"",
+        b";a",
+        b";a=b",
+        b';a="q\\"x"',
+        b" ;a=b",
+        b";",
+        b";=",
+        b"; a b",
+        b";a=\r",
+        b";\x00",
+        b";a=" + b"x" * 9000,
+    ]
 )
 trailers = st.sampled_from(
-    [b"", b"X-Trailer: 1\r\n", b"Content-Length: 5\r\n", b"Authorization: Bearer x\r\n",
-     b"Bad Header\r\n", b"X: a\nb\r\n", b" folded\r\n", b"X-A: 1\r\n" * 200,
-     b"X-Long: " + b"y" * 9000 + b"\r\n"]
+    [
+        b"",
+        b"X-Trailer: 1\r\n",
+        b"Content-Length: 5\r\n",
+        b"Authorization: Bearer x\r\n",
+        b"Bad Header\r\n",
+        b"X: a\nb\r\n",
+        b" folded\r\n",
+        b"X-A: 1\r\n" * 200,
+        b"X-Long: " + b"y" * 9000 + b"\r\n",
+    ]
 )
 
 
@@ -538,7 +687,9 @@ def bad_chunked(draw: st.DrawFn, body: bytes) -> Framing:
         "size-huge": (b"f" * 24 + b"\r\n" + data + b"\r\n", False),
         "size-larger-than-data": (b"%x" % (len(data) + 10) + b"\r\n" + data + b"\r\n", False),
         "size-smaller-than-data": (
-            b"%x" % max(len(data) - 1, 0) + b"\r\n" + data + b"\r\n0\r\n\r\n", len(data) > 1),
+            b"%x" % max(len(data) - 1, 0) + b"\r\n" + data + b"\r\n0\r\n\r\n",
+            len(data) > 1,
+        ),
         "no-crlf-after-data": (size + b"\r\n" + data + b"XX0\r\n\r\n", True),
         "bad-extension": (size + b";=\r\n" + data + b"\r\n0\r\n\r\n", True),
         "bare-cr-extension": (size + b";a=\rb\r\n" + data + b"\r\n0\r\n\r\n", True),
@@ -548,7 +699,9 @@ def bad_chunked(draw: st.DrawFn, body: bytes) -> Framing:
         "forbidden-trailer": (size + b"\r\n" + data + b"\r\n0\r\nHost: x\r\n\r\n", True),
         "bare-lf-trailer": (size + b"\r\n" + data + b"\r\n0\r\nX: 1\nY: 2\r\n\r\n", True),
         "trailers-too-long": (
-            size + b"\r\n" + data + b"\r\n0\r\n" + b"X-A: " + b"a" * 300_000 + b"\r\n\r\n", True),
+            size + b"\r\n" + data + b"\r\n0\r\n" + b"X-A: " + b"a" * 300_000 + b"\r\n\r\n",
+            True,
+        ),
         "nothing": (b"", False),
     }
     name = draw(st.sampled_from(sorted(variants)))
@@ -557,9 +710,24 @@ def bad_chunked(draw: st.DrawFn, body: bytes) -> Framing:
 
 @st.composite
 def framings(draw: st.DrawFn, body: bytes) -> Framing:
-    kind = draw(st.sampled_from(["length", "length", "chunked", "chunked", "chunked-bad",
-                                 "cl-short", "cl-long", "cl-value", "cl-twice",
-                                 "chunked+length", "te", "none"]))
+    kind = draw(
+        st.sampled_from(
+            [
+                "length",
+                "length",
+                "chunked",
+                "chunked",
+                "chunked-bad",
+                "cl-short",
+                "cl-long",
+                "cl-value",
+                "cl-twice",
+                "chunked+length",
+                "te",
+                "none",
+            ]
+        )
+    )
     if kind == "chunked":
         return Framing(kind, (draw(chunk_sizes), draw(chunk_extensions), draw(trailers)))
     if kind == "chunked-bad":
@@ -569,39 +737,107 @@ def framings(draw: st.DrawFn, body: bytes) -> Framing:
     if kind == "cl-long":
         return Framing(kind, draw(st.sampled_from([1, 10, 1000, 10**9])))
     if kind == "cl-value":
-        return Framing(kind, draw(st.sampled_from(
-            ["-1", "abc", "1e3", "+5", " 5 ", "0x10", "5,5", "", "\xb2", "\xbd",
-             "9" * 23, str(len(body)) + " ", "0" + str(len(body))])))
+        return Framing(
+            kind,
+            draw(
+                st.sampled_from(
+                    [
+                        "-1",
+                        "abc",
+                        "1e3",
+                        "+5",
+                        " 5 ",
+                        "0x10",
+                        "5,5",
+                        "",
+                        "\xb2",
+                        "\xbd",
+                        "9" * 23,
+                        str(len(body)) + " ",
+                        "0" + str(len(body)),
+                    ]
+                )
+            ),
+        )
     if kind == "cl-twice":
         return Framing(kind, draw(st.sampled_from([None, "0", "1", "-1"])))
     if kind == "te":
-        return Framing(kind, draw(st.sampled_from(
-            ["Chunked", "chunked, chunked", "gzip, chunked", "identity, chunked", "chunked, gzip",
-             "gzip", "identity", "x-custom", "chunked;q=1", " chunked", "chunked\t", "", "*"])))
+        return Framing(
+            kind,
+            draw(
+                st.sampled_from(
+                    [
+                        "Chunked",
+                        "chunked, chunked",
+                        "gzip, chunked",
+                        "identity, chunked",
+                        "chunked, gzip",
+                        "gzip",
+                        "identity",
+                        "x-custom",
+                        "chunked;q=1",
+                        " chunked",
+                        "chunked\t",
+                        "",
+                        "*",
+                    ]
+                )
+            ),
+        )
     return Framing(kind)
 
 
 odd_headers = st.lists(
     st.sampled_from(
-        [("Expect", "100-continue"), ("Expect", "something-else"), ("Connection", "close"),
-         ("Connection", "keep-alive, Upgrade"), ("Upgrade", "h2c"), ("Upgrade", "websocket"),
-         ("HTTP2-Settings", "AAMAAABkAARAAAAAAAIAAAAA"),
-         ("X-Forwarded-For", "1.2.3.4, not an ip"), ("X-Forwarded-Proto", "https"),
-         ("X-Forwarded-Proto", "javascript"), ("X_Forwarded_For", "1.1.1.1"),
-         ("SCRIPT_NAME", "/prefix"), ("SCRIPT_NAME", "/oauth"), ("PATH_INFO", "/user/info"),
-         ("Content-Encoding", "gzip"), ("Range", "bytes=0-1"), ("If-None-Match", "*"),
-         ("Accept", "text/html"), ("Accept-Charset", "\xff"), ("Host", ""),
-         ("Host", "a b"), ("X-Many", "x" * 8000), ("Origin", "null"),
-         ("User-Agent", "\x80\xff"), ("Cookie", ""), ("Content-Type", "application/json")]
+        [
+            ("Expect", "100-continue"),
+            ("Expect", "something-else"),
+            ("Connection", "close"),
+            ("Connection", "keep-alive, Upgrade"),
+            ("Upgrade", "h2c"),
+            ("Upgrade", "websocket"),
+            ("HTTP2-Settings", "AAMAAABkAARAAAAAAAIAAAAA"),
+            ("X-Forwarded-For", "1.2.3.4, not an ip"),
+            ("X-Forwarded-Proto", "https"),
+            ("X-Forwarded-Proto", "javascript"),
+            ("X_Forwarded_For", "1.1.1.1"),
+            ("SCRIPT_NAME", "/prefix"),
+            ("SCRIPT_NAME", "/oauth"),
+            ("PATH_INFO", "/user/info"),
+            ("Content-Encoding", "gzip"),
+            ("Range", "bytes=0-1"),
+            ("If-None-Match", "*"),
+            ("Accept", "text/html"),
+            ("Accept-Charset", "\xff"),
+            ("Host", ""),
+            ("Host", "a b"),
+            ("X-Many", "x" * 8000),
+            ("Origin", "null"),
+            ("User-Agent", "\x80\xff"),
+            ("Cookie", ""),
+            ("Content-Type", "application/json"),
+        ]
     ),
     max_size=3,
 )
 
 
 def target_paths(path: str) -> st.SearchStrategy[str]:
-    return st.sampled_from([path, path + "?", path + "?a=1&b", path + "/", path + "#f",
-                            path.upper(), path + "?code=x", "http://h" + path, path + "%00",
-                            "//" + path.lstrip("/"), path + "?" + "q" * 9000])
+    return st.sampled_from(
+        [
+            path,
+            path + "?",
+            path + "?a=1&b",
+            path + "/",
+            path + "#f",
+            path.upper(),
+            path + "?code=x",
+            "http://h" + path,
+            path + "%00",
+            "//" + path.lstrip("/"),
+            path + "?" + "q" * 9000,
+        ]
+    )
 
 
 def plain_framings(body: bytes) -> st.SearchStrategy[Framing]:
@@ -634,20 +870,61 @@ def requests(
 
 
 methods = st.sampled_from(
-    ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "TRACE", "CONNECT", "PROPFIND",
-     "get", "G3T", "A" * 30, "GET\x00", "POST ", "M-SEARCH", "BREW"]
+    [
+        "GET",
+        "POST",
+        "PUT",
+        "DELETE",
+        "PATCH",
+        "HEAD",
+        "OPTIONS",
+        "TRACE",
+        "CONNECT",
+        "PROPFIND",
+        "get",
+        "G3T",
+        "A" * 30,
+        "GET\x00",
+        "POST ",
+        "M-SEARCH",
+        "BREW",
+    ]
 ) | st.text(st.sampled_from(string.ascii_uppercase + "-_!#"), min_size=1, max_size=12)
 paths = st.one_of(
-    st.sampled_from([e.path for e in ENDPOINTS] + ["/", "/oauth", "/user", "/user/info/x",
-                                                   "*", "/%", "/%zz", "/%ff", "/..", "/.%2e/",
-                                                   "/" + "a" * 9000, "/user/%E2%80%AE"]),
+    st.sampled_from(
+        [e.path for e in ENDPOINTS]
+        + [
+            "/",
+            "/oauth",
+            "/user",
+            "/user/info/x",
+            "*",
+            "/%",
+            "/%zz",
+            "/%ff",
+            "/..",
+            "/.%2e/",
+            "/" + "a" * 9000,
+            "/user/%E2%80%AE",
+        ]
+    ),
     st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), max_size=60).map(
         lambda t: "/" + t
     ),
     st.text(max_size=20).map(lambda t: "/" + quote(t, safe="/", errors="surrogatepass")),
 )
-versions = st.sampled_from(["HTTP/1.1", "HTTP/1.1", "HTTP/1.0", "HTTP/0.9", "HTTP/2.0",
-                            "HTTP/1.10", "http/1.1", "HTTP/1.1 x"])
+versions = st.sampled_from(
+    [
+        "HTTP/1.1",
+        "HTTP/1.1",
+        "HTTP/1.0",
+        "HTTP/0.9",
+        "HTTP/2.0",
+        "HTTP/1.10",
+        "http/1.1",
+        "HTTP/1.1 x",
+    ]
+)
 
 
 @st.composite
@@ -657,8 +934,9 @@ def odd_requests(draw: st.DrawFn) -> Plan:
         method=draw(methods),
         target=draw(paths),
         auth=draw(st.sampled_from(["none", "bearer", "cookie"])),
-        body=draw(st.sampled_from([Body("raw", b""), Body("raw", b'{"code": "x"}',
-                                                          "application/json")])),
+        body=draw(
+            st.sampled_from([Body("raw", b""), Body("raw", b'{"code": "x"}', "application/json")])
+        ),
         version=draw(versions),
     )
 
@@ -670,9 +948,26 @@ GREY_AVATAR = (
     "VGKSyXwibcPq4BWmiaIGuG1icwxaQX6grC9VemZoJ8rg/132"
 )
 profile_texts = texts | st.sampled_from(
-    ["小明🐱", "微信用户", GREY_AVATAR, "a\x00b", "\ud800", "x\udfffy", "\x00",
-     "a" * 255, "a" * 256, "🐱" * 255, "🐱" * 256, "h" * 1024, "h" * 1025, "zh_CN",
-     "x" * 32, "x" * 33, "x" * 128, "x" * 129]
+    [
+        "小明🐱",
+        "微信用户",
+        GREY_AVATAR,
+        "a\x00b",
+        "\ud800",
+        "x\udfffy",
+        "\x00",
+        "a" * 255,
+        "a" * 256,
+        "🐱" * 255,
+        "🐱" * 256,
+        "h" * 1024,
+        "h" * 1025,
+        "zh_CN",
+        "x" * 32,
+        "x" * 33,
+        "x" * 128,
+        "x" * 129,
+    ]
 )
 PROFILE_FIELDS = {
     "nickName": profile_texts,
@@ -689,11 +984,18 @@ PROFILE_FIELDS = {
 # What WeChat really sends: a sealed payload starts from one of these, and
 # the fuzz changes a field or two, so most payloads get as far as the database.
 VALID_PROFILE = {
-    "nickName": "小明", "gender": 1, "language": "zh_CN", "city": "Guangzhou",
-    "province": "Guangdong", "country": "CN", "avatarUrl": "https://thirdwx.qlogo.cn/x/132",
+    "nickName": "小明",
+    "gender": 1,
+    "language": "zh_CN",
+    "city": "Guangzhou",
+    "province": "Guangdong",
+    "country": "CN",
+    "avatarUrl": "https://thirdwx.qlogo.cn/x/132",
 }
 VALID_PHONE = {
-    "phoneNumber": "+86 13800138000", "purePhoneNumber": "13800138000", "countryCode": "86",
+    "phoneNumber": "+86 13800138000",
+    "purePhoneNumber": "13800138000",
+    "countryCode": "86",
 }
 PHONE_FIELDS = {
     "phoneNumber": profile_texts | st.just("+86 138-0013-8000") | st.integers(),
@@ -722,14 +1024,14 @@ def watermarks(draw: st.DrawFn, appid: str, now: int) -> Any:
     if choice == "timestamp":
         return {"timestamp": draw(timestamps), "appid": appid}
     if choice == "stale":
-        return {"timestamp": now + draw(st.sampled_from([-601, 601, -10**6])), "appid": appid}
-    return draw(st.none() | any_json | st.fixed_dictionaries(
-        {"appid": texts, "timestamp": st.just(now)}))
+        return {"timestamp": now + draw(st.sampled_from([-601, 601, -(10**6)])), "appid": appid}
+    return draw(
+        st.none() | any_json | st.fixed_dictionaries({"appid": texts, "timestamp": st.just(now)})
+    )
 
 
 @st.composite
-def plaintexts(draw: st.DrawFn, fields: dict[str, st.SearchStrategy], appid: str,
-               now: int) -> str:
+def plaintexts(draw: st.DrawFn, fields: dict[str, st.SearchStrategy], appid: str, now: int) -> str:
     """What the data decrypts to: mostly what WeChat sends with a field or
     two changed to odd values (so the bind gets as far as the database);
     else an object of odd fields, JSON of another type, or not JSON."""
@@ -737,16 +1039,29 @@ def plaintexts(draw: st.DrawFn, fields: dict[str, st.SearchStrategy], appid: str
     if kind == "json":
         return to_json(draw(any_json), ascii_only=True)
     if kind == "text":
-        return draw(st.sampled_from(["", "{", "null", "\ufeff{}", '{"a":1}{"b":2}', "NaN",
-                                     '{"watermark":{"appid":"' + appid + '"}']))
+        return draw(
+            st.sampled_from(
+                [
+                    "",
+                    "{",
+                    "null",
+                    "\ufeff{}",
+                    '{"a":1}{"b":2}',
+                    "NaN",
+                    '{"watermark":{"appid":"' + appid + '"}',
+                ]
+            )
+        )
     if kind == "mutated":
         payload = dict(VALID_PHONE if "phoneNumber" in fields else VALID_PROFILE)
         for name in draw(st.lists(st.sampled_from(sorted(fields)), max_size=2, unique=True)):
             payload[name] = draw(fields[name])
     else:
-        payload = draw(st.fixed_dictionaries(
-            {}, optional={name: values | any_json for name, values in fields.items()}
-        ))
+        payload = draw(
+            st.fixed_dictionaries(
+                {}, optional={name: values | any_json for name, values in fields.items()}
+            )
+        )
     watermark = draw(watermarks(appid, now))
     if watermark is not None:
         payload["watermark"] = watermark
@@ -754,8 +1069,9 @@ def plaintexts(draw: st.DrawFn, fields: dict[str, st.SearchStrategy], appid: str
 
 
 @st.composite
-def sealed_bodies(draw: st.DrawFn, fields: dict[str, st.SearchStrategy], appid: str,
-                  now: int, signed: bool) -> Body:
+def sealed_bodies(
+    draw: st.DrawFn, fields: dict[str, st.SearchStrategy], appid: str, now: int, signed: bool
+) -> Body:
     plaintext = draw(plaintexts(fields, appid, now))
     body: dict[str, Any] = {
         "encryptedData": Sealed("encryptedData", plaintext),
@@ -788,8 +1104,7 @@ def wire(plan: Plan, token: str, fresh: Callable[[Fresh], Any]) -> Wire:
     framing_headers, payload, complete, pipelined = frame(plan.framing, body)
     if plan.method in ("GET", "HEAD") and plan.framing.kind == "length" and not body:
         framing_headers = []  # what clients send for a bodiless GET
-    data = request_bytes(plan.method, plan.target, headers + framing_headers, payload,
-                         plan.version)
+    data = request_bytes(plan.method, plan.target, headers + framing_headers, payload, plan.version)
     if plan.version != "HTTP/1.1":
         pipelined = True  # whether the server keeps the connection is its call
     return Wire(data, len(body), complete, pipelined)
@@ -821,8 +1136,14 @@ class Fuzz:
       - no worker logs a traceback or an error.
     """
 
-    def __init__(self, url: str, log: Path, secrets: set[str],
-                 fresh: Callable[[Fresh], Any], token: Callable[[], str]) -> None:
+    def __init__(
+        self,
+        url: str,
+        log: Path,
+        secrets: set[str],
+        fresh: Callable[[Fresh], Any],
+        token: Callable[[], str],
+    ) -> None:
         self.url = url
         self.log = log
         self.secrets = secrets
@@ -899,9 +1220,8 @@ class Fuzz:
                 while not conn.closed_by_server():
                     answers.append(conn.read_answer())
                 if not sent.pipelined:
-                    assert len(answers) == 1, (
-                        "one request, several answers: "
-                        + " | ".join(a.text()[:300] for a in answers)
+                    assert len(answers) == 1, "one request, several answers: " + " | ".join(
+                        a.text()[:300] for a in answers
                     )
         self.healthy()
         return answers
@@ -959,5 +1279,8 @@ class Fuzz:
 
 
 def error_lines(log: str) -> list[str]:
-    return [line for line in log.splitlines()
-            if "Traceback" in line or " ERROR " in line or "[ERROR]" in line]
+    return [
+        line
+        for line in log.splitlines()
+        if "Traceback" in line or " ERROR " in line or "[ERROR]" in line
+    ]

@@ -23,8 +23,12 @@ def test_profile_text_that_cannot_be_stored_is_invalid(name, value):
 @pytest.mark.parametrize("value", UNSTORABLE)
 @pytest.mark.parametrize("name", ["phoneNumber", "purePhoneNumber", "countryCode"])
 def test_phone_text_that_cannot_be_stored_is_invalid(name, value):
-    payload = {"phoneNumber": "+8613800138000", "purePhoneNumber": "13800138000",
-               "countryCode": "86", name: value}
+    payload = {
+        "phoneNumber": "+8613800138000",
+        "purePhoneNumber": "13800138000",
+        "countryCode": "86",
+        name: value,
+    }
     with pytest.raises(errors.PayloadInvalid):
         phone_changes(payload)
 
