@@ -189,6 +189,8 @@ def app(
     watch: SecretWatch,
     config_overrides: dict[str, Any],
 ) -> Iterator[Flask]:
+    # Start from empty tables whatever ran before (a gunicorn tier shares the database).
+    empty_tables(database_url)
     config = base_config(database_url, redis_url, emulator_server.url)
     config.update(config_overrides)
     app = create_app(config)
