@@ -23,7 +23,6 @@ from blueprints import login_service
 from services.errors import SessionStoreUnavailable
 from services.stores.sessions import IssuedSession, SessionStore
 
-
 # The answer depends on the token, which comes in either header.
 VARY = ("Cookie", "Authorization")
 
