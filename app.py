@@ -49,7 +49,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     client = connect(app.config["REDIS_URL"], timeouts=timeouts)
     watch(client, pause=app.config["REDIS_FAIL_FAST"])
     storage = limits.create()
-    watch(storage, pause=app.config["REDIS_FAIL_FAST"])
+    watch(storage, same_as=client)
     graph = build_graph(app.config, client, engine, storage)
     app.extensions[GRAPH] = graph
     app.session_interface = MiniProgramSessionInterface(app, graph.sessions)

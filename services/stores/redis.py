@@ -147,11 +147,15 @@ _outages: weakref.WeakKeyDictionary[Any, Outage] = weakref.WeakKeyDictionary()
 DEFAULT_PAUSE = 1.0
 
 
-def watch(client: Any, pause: float = DEFAULT_PAUSE) -> Outage:
-    """The client's outage state, created on first use."""
+def watch(client: Any, pause: float = DEFAULT_PAUSE, *, same_as: Any = None) -> Outage:
+    """The client's outage state, created on first use. `same_as`: another
+    client of the same Redis (the rate limits' storage and the stores' client)
+    whose state this one shares: one outage, so a request pays at most one
+    deadline however many clients it goes through."""
     outage = _outages.get(client)
     if outage is None:
-        outage = _outages.setdefault(client, Outage(pause))
+        shared = _outages.get(same_as) if same_as is not None else None
+        outage = _outages.setdefault(client, shared or Outage(pause))
     return outage
 
 
