@@ -12,6 +12,7 @@ import pytest
 import redis
 from redis.exceptions import ClusterDownError, RedisClusterException
 
+from dev.topologies import ClusterTopology, Node, Probe, ProbeReport
 from infra.redis import (
     ERRORS,
     RedisCluster,
@@ -30,7 +31,6 @@ from support.redis_checks import (
     service_limit_counts,
     tagged,
 )
-from support.topologies import ClusterTopology, Node, Probe, ProbeReport
 from support.waiting import wait_until
 
 SLACK = 0.5

@@ -8,6 +8,7 @@ import time
 import redis
 from redis.sentinel import MasterNotFoundError
 
+from dev.topologies import Probe, SentinelTopology
 from infra.redis import Timeouts, call_bound, connect, limits_storage
 from support.redis_checks import (
     FAST,
@@ -17,7 +18,6 @@ from support.redis_checks import (
     service_limit_counts,
     tagged,
 )
-from support.topologies import Probe, SentinelTopology
 from support.waiting import wait_until
 
 SLACK = 0.5

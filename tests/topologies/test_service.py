@@ -23,18 +23,18 @@ from flask import Flask
 from app import create_app
 from blueprints import GRAPH
 from blueprints.extensions import db
-from infra.redis import key_slot
-from services.stores.redis import Keys
-from support.apps import base_config, bearer, identity_of, migrate_database
-from support.load import HttpLoad, LoadReport
-from support.servers import Server, gunicorn_instance
-from support.topologies import (
+from dev.topologies import (
     ClusterTopology,
     Node,
     SentinelTopology,
     SingleRedis,
     TlsFiles,
 )
+from infra.redis import key_slot
+from services.stores.redis import Keys
+from support.apps import base_config, bearer, identity_of, migrate_database
+from support.load import HttpLoad, LoadReport
+from support.servers import Server, gunicorn_instance
 from support.waiting import wait_until
 from wechat_emulator import EmulatorServer
 
