@@ -196,13 +196,20 @@ def workers_part(stack: Stack, generator: Any, args: argparse.Namespace) -> list
 
 
 class Memory:
-    """used_memory (and key count) summed over a topology's primaries."""
+    """used_memory (less client buffers) and key count, summed over primaries."""
 
     def __init__(self, clients: list[redis.Redis]) -> None:
         self.clients = clients
 
     def used(self) -> int:
-        return sum(int(c.info("memory")["used_memory"]) for c in self.clients)
+        """used_memory less the client connections' buffers, which grow and
+        shrink with the service's connection pools, not with the data."""
+        total = 0
+        for client in self.clients:
+            info = client.info("memory")
+            total += int(info["used_memory"]) - int(info["mem_clients_normal"])
+            total -= int(info["mem_clients_slaves"])
+        return total
 
     def keys(self) -> int:
         return sum(int(c.dbsize()) for c in self.clients)
@@ -322,7 +329,8 @@ def census(stack: Stack, name: str, url: str, clients: list[redis.Redis], users:
     g["overhead_per_key"] = round(overhead)
     print(
         f"  {users} more users (login + bindinfo + bindphone each, {took:.0f} s): "
-        f"used_memory +{(after - base) / 1024:.0f} KiB = {g['per_user_all_keys']} B per user "
+        f"used_memory (less client buffers) +{(after - base) / 1024:.0f} KiB = "
+        f"{g['per_user_all_keys']} B per user "
         f"with the short-lived keys (MEMORY USAGE sums to "
         f"{g['memory_usage_sum_per_user_all_keys']} B)"
     )
