@@ -98,12 +98,16 @@ def redis_keys(clients: list[redis.Redis], prefix: str) -> list[dict[str, Any]]:
     rows = []
     for client in clients:
         for key in client.scan_iter(match="*", count=1000):
+            size = client.memory_usage(key, samples=0)
+            if size is None:  # expired since SCAN saw it
+                continue
             rows.append(
                 {
                     "key_kind": kind_of(key, prefix),
                     "type": client.type(key),
+                    "encoding": client.object("encoding", key),
                     "ttl_s": client.ttl(key),
-                    "bytes": client.memory_usage(key, samples=0),
+                    "bytes": size,
                     "length": _length(client, key),
                     "slot": key_slot(key),
                 }
@@ -257,7 +261,8 @@ def census(stack: Stack, name: str, url: str, clients: list[redis.Redis], users:
         print(f"  {stage}")
         for row in rows:
             print(
-                f"    {row['key_kind']:<34} {row['type']:<7} len {row['length']:>4}  "
+                f"    {row['key_kind']:<34} {row['type']:<6} {row['encoding']:<9} "
+                f"len {row['length']:>4}  "
                 f"ttl {row['ttl_s']:>7} s  {row['bytes']:>5} B  slot {row['slot']}"
             )
     by_stage = {
@@ -408,6 +413,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--headroom", type=float, default=0.7, help="of maxmemory used (0.7)")
     parser.add_argument("--sessions-per-user", type=float, default=1.2)
     parser.add_argument("--wau-per-dau", type=float, default=2.5)
+    parser.add_argument(
+        "--redis-config",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="CONFIG SET on every node before the census (e.g. hash-max-listpack-value=512)",
+    )
     parser.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
@@ -452,6 +464,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.part in ("all", "redis"):
             censuses = {}
             for name, (url, clients) in targets.items():
+                for item in args.redis_config:
+                    setting, _, value = item.partition("=")
+                    for client in clients:
+                        client.config_set(setting, value)
                 server = stack.start(f"service-{name}", env={"REDIS_URL": url})
                 censuses[name] = census(stack, name, server.url, clients, args.users)
                 censuses[name]["redis_version"] = clients[0].info("server")["redis_version"]
