@@ -349,8 +349,13 @@ def census(stack: Stack, name: str, url: str, clients: list[redis.Redis], users:
     return result
 
 
-def capacity(per_user: int, per_extra_session: int, args: argparse.Namespace) -> dict[str, Any]:
-    """Sessions per GB and primaries per DAU, from the measured bytes."""
+def capacity(census: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """Sessions per GiB and primaries per DAU, from one census: a weekly
+    active's long-lived bytes (used_memory growth, so every overhead is in)
+    plus, for sessions beyond the first, the second session's MEMORY USAGE
+    growth and one key's overhead (MEMORY USAGE leaves it out)."""
+    per_user = census["growth"]["per_user_long_lived"]
+    per_extra_session = census["extra_session_bytes"] + census["growth"]["overhead_per_key"]
     usable = args.headroom  # of maxmemory (= node memory here) that data may fill
     per_weekly_user = per_user + (args.sessions_per_user - 1) * per_extra_session
     per_session = per_weekly_user / args.sessions_per_user
@@ -359,6 +364,8 @@ def capacity(per_user: int, per_extra_session: int, args: argparse.Namespace) ->
             "headroom": usable,
             "sessions_per_weekly_active": args.sessions_per_user,
             "weekly_actives_per_dau": args.wau_per_dau,
+            "bytes_per_user_one_session": per_user,
+            "bytes_per_extra_session": per_extra_session,
             "bytes_per_weekly_active": round(per_weekly_user),
             "bytes_per_session_averaged": round(per_session),
         },
@@ -388,12 +395,13 @@ def print_capacity(table: dict[str, Any]) -> None:
         f"{table['weekly_actives_per_gb']:,} weekly actives per GiB"
     )
     print(
-        f"  {'DAU':>12}{'weekly actives':>16}{'data GiB':>10}{'4 GB nodes':>12}{'16 GB nodes':>13}"
+        f"  {'DAU':>12}{'weekly actives':>16}{'data GiB':>10}"
+        f"{'4 GiB nodes':>13}{'16 GiB nodes':>14}"
     )
     for dau, row in table["dau"].items():
         print(
             f"  {int(dau):>12,}{int(row['weekly_actives']):>16,}{row['gib']:>10.2f}"
-            f"{row['primaries_4gb']:>12}{row['primaries_16gb']:>13}"
+            f"{row['primaries_4gb']:>13}{row['primaries_16gb']:>14}"
         )
 
 
@@ -474,14 +482,11 @@ def main(argv: list[str] | None = None) -> int:
                 stack.stop_server(server)
             document["redis"] = censuses
             first = censuses.get("single") or next(iter(censuses.values()))
-            g = first["growth"]
-            table = capacity(g["per_user_long_lived"], first["extra_session_bytes"], args)
+            table = capacity(first, args)
             table["from"] = first["topology"]
             if "cluster" in censuses:
                 c = censuses["cluster"]
-                table["cluster"] = capacity(
-                    c["growth"]["per_user_long_lived"], c["extra_session_bytes"], args
-                )
+                table["cluster"] = capacity(c, args)
             document["capacity"] = table
             print_capacity(table)
             if "cluster" in table:
