@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint browser bench bench-workers bench-profile bench-memory venv clean
+.PHONY: run test lint browser bench bench-workers bench-profile bench-memory bench-topologies venv clean
 
 run: $(STAMP)
 	$(BIN)/python -m dev.run
@@ -47,6 +47,9 @@ bench-profile: $(STAMP)
 
 bench-memory: $(STAMP)
 	$(BIN)/python -m bench.memory
+
+bench-topologies: $(STAMP)
+	$(BIN)/python -m bench.topologies
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from dev.stack import free_port
+from dev.waiting import wait_until
 from support.emulator import (
     APPID,
     OTHER_APPID,
@@ -22,7 +23,6 @@ from support.emulator import (
     WeChat,
     errcode,
 )
-from support.waiting import wait_until
 from wechat_emulator import EmulatorControl, EmulatorControlError, EmulatorServer
 
 # ----- call log, config, clock, apps, users, reset ---------------------------------------------

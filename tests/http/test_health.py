@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from support.topologies import SingleRedis
+from dev.topologies import SingleRedis
 
 
 def test_healthz_needs_nothing(client):

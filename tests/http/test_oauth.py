@@ -15,12 +15,12 @@ from app import create_app
 from blueprints import GRAPH
 from blueprints.extensions import db
 from dev.stack import free_port
+from dev.waiting import wait_until
 from services.stores.models import Account, Identity
 from services.stores.redis import Keys
 from services.wechat import hmac_sha256_hex
 from support.apps import TOKEN_PATTERN, base_config, bearer, cookie, identity_of, unknown_token
 from support.constants import APPID
-from support.waiting import wait_until
 
 
 def login_with(client, code: str, **extra):

@@ -15,10 +15,10 @@ import pytest
 import requests
 from PIL import Image
 
+from dev.waiting import wait_until
 from support.apps import bearer
 from support.constants import PUSH_TOKEN
 from support.servers import Server, gunicorn, instance_env
-from support.waiting import wait_until
 
 pytestmark = pytest.mark.gunicorn
 

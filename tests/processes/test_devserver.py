@@ -12,8 +12,8 @@ import pytest
 import requests
 
 from dev.stack import free_port, service_env
+from dev.waiting import wait_until
 from support.constants import ROOT
-from support.waiting import wait_until
 
 pytestmark = pytest.mark.gunicorn
 

@@ -15,8 +15,8 @@ from typing import Any
 import requests
 
 from dev.stack import Gunicorn, running_gunicorn, service_env
+from dev.waiting import wait_until
 from support.constants import APPID, PUSH_TOKEN, SECRET, SECRET_KEY
-from support.waiting import wait_until
 
 ACCESS_LINE = re.compile(
     r'"(?P<method>[A-Z]+) (?P<path>\S+) HTTP/[\d.]+" (?P<status>\d{3}) .*pid=<?(?P<pid>\d+)>?'

@@ -1,6 +1,6 @@
 """The topologies tier: connect() and the `limits` storage against real
 Sentinel, Cluster and TLS deployments, started from the machine's
-redis-server by support/topologies.py, including failovers and slot
+redis-server by dev/topologies.py, including failovers and slot
 migrations under load.
 
 Opt-in: these tests start and kill a few dozen redis-server processes, so the
@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from support.topologies import (
+from dev.topologies import (
     ClusterTopology,
     SentinelTopology,
     SingleRedis,

@@ -12,6 +12,8 @@ import pytest
 import redis
 from redis.exceptions import ClusterDownError, RedisClusterException
 
+from dev.topologies import ClusterTopology, Node, Probe, ProbeReport
+from dev.waiting import wait_until
 from infra.redis import (
     ERRORS,
     RedisCluster,
@@ -30,8 +32,6 @@ from support.redis_checks import (
     service_limit_counts,
     tagged,
 )
-from support.topologies import ClusterTopology, Node, Probe, ProbeReport
-from support.waiting import wait_until
 
 SLACK = 0.5
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from support.topologies import HOST, ClusterTopology, StartError, TlsFiles
+from dev.topologies import HOST, ClusterTopology, StartError, TlsFiles
 
 
 def test_the_certificate_chain_verifies(tls_files: TlsFiles) -> None:

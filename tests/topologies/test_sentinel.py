@@ -8,6 +8,8 @@ import time
 import redis
 from redis.sentinel import MasterNotFoundError
 
+from dev.topologies import Probe, SentinelTopology
+from dev.waiting import wait_until
 from infra.redis import Timeouts, call_bound, connect, limits_storage
 from support.redis_checks import (
     FAST,
@@ -17,8 +19,6 @@ from support.redis_checks import (
     service_limit_counts,
     tagged,
 )
-from support.topologies import Probe, SentinelTopology
-from support.waiting import wait_until
 
 SLACK = 0.5
 

@@ -23,19 +23,19 @@ from flask import Flask
 from app import create_app
 from blueprints import GRAPH
 from blueprints.extensions import db
-from infra.redis import key_slot
-from services.stores.redis import Keys
-from support.apps import base_config, bearer, identity_of, migrate_database
-from support.load import HttpLoad, LoadReport
-from support.servers import Server, gunicorn_instance
-from support.topologies import (
+from dev.topologies import (
     ClusterTopology,
     Node,
     SentinelTopology,
     SingleRedis,
     TlsFiles,
 )
-from support.waiting import wait_until
+from dev.waiting import wait_until
+from infra.redis import key_slot
+from services.stores.redis import Keys
+from support.apps import base_config, bearer, identity_of, migrate_database
+from support.load import HttpLoad, LoadReport
+from support.servers import Server, gunicorn_instance
 from wechat_emulator import EmulatorServer
 
 PREFIX = Keys("wx:")
@@ -346,6 +346,7 @@ def test_cluster_graceful_failover_and_slot_migration_under_load(
     with HttpLoad(traffic.request) as load:
         wait_until(lambda: len(load.report.answers) > 50, what="the load to run")
         cluster.graceful_failover(cluster.primary_for_slot(slot))
+        cluster.wait_ok()  # every node agrees who the primaries are before slots move
         # Move the first session's slot, and a few around it, to another primary.
         source = cluster.primary_for_slot(slot)
         primaries = cluster.view().primaries

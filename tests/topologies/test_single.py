@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import redis
 
+from dev.topologies import SingleRedis, make_tls_files
 from infra.redis import Timeouts, call_bound, connect, limits_storage
 from support.redis_checks import blocked, exercise, limits_hit, service_limit_counts, tagged
-from support.topologies import SingleRedis, make_tls_files
 
 # What scheduling and TLS set-up may add to a measured wait on a busy machine.
 SLACK = 0.5

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from redis.sentinel import MasterNotFoundError
 
+from dev.topologies import ClusterTopology, SentinelTopology
 from infra.redis import connect, limits_storage
 from support.redis_checks import FAST, exercise, limits_hit, service_limit_counts, tagged
-from support.topologies import ClusterTopology, SentinelTopology
 
 
 def test_sentinel_over_tls(tls_sentinel: SentinelTopology) -> None:

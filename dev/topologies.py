@@ -1,5 +1,6 @@
-"""Real Redis topologies for tests, started from the machine's `redis-server`
-and `redis-cli` in temporary directories, on free ports, bound to 127.0.0.1:
+"""Real Redis topologies for the tests and the benchmarks, started from the
+machine's `redis-server` and `redis-cli` in temporary directories, on free
+ports, bound to 127.0.0.1:
 
     SentinelTopology   one primary, one replica, three sentinels
     ClusterTopology    three primaries (with a replica each, by default)
@@ -11,14 +12,15 @@ SentinelTopology.kill_primary / wait_for_new_primary / restart_as_replica;
 ClusterTopology.graceful_failover / kill_primary / restart / move_slots /
 wait_ok; Node.kill (SIGKILL), pause/resume (SIGSTOP: a hung server). Probe
 runs a loop of calls in a thread, records every failure and checks that each
-acknowledged write survived. The pytest fixtures are in tests/topologies/conftest.py.
+acknowledged write survived. The pytest fixtures are in tests/topologies/conftest.py;
+bench/topologies.py and bench/memory.py start them too.
 
 Each is a context manager: entering starts every process and waits until the
 topology is usable; leaving (or a failure half-way through starting) stops
 every process it started. An atexit hook kills whatever a crashed test run
 left behind. Nothing here touches the machine's own Redis on 6379.
 
-Every wait is on a condition (support.waiting.wait_until), never a guessed
+Every wait is on a condition (dev.waiting.wait_until), never a guessed
 sleep; the timeouts are only upper bounds.
 """
 
@@ -41,7 +43,7 @@ from typing import Any, Self, TypeVar
 
 import redis
 
-from support.waiting import wait_until
+from dev.waiting import wait_until
 
 HOST = "127.0.0.1"
 TOOLS = ("redis-server", "redis-cli", "openssl")

@@ -1,4 +1,5 @@
-"""Waiting on a condition instead of sleeping a guessed time."""
+"""Waiting on a condition instead of sleeping a guessed time (the tests and the
+Redis launcher dev/topologies.py)."""
 
 from __future__ import annotations
 
