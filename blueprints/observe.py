@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, g, request
+from flask import Blueprint, Flask, Response, current_app, request
 
 from blueprints import graph
 from infra import metrics
@@ -63,6 +63,13 @@ class RequestIds:
             REQUEST.reset(reset)
 
 
+def identified(account_id: int) -> None:
+    """The request is an account's: its log lines say which (by our own id)."""
+    info = REQUEST.get()
+    if info is not None:
+        info.account_id = account_id
+
+
 def route_known() -> None:
     """before_request: log lines from here on name the route."""
     info = REQUEST.get()
@@ -78,7 +85,6 @@ def finished(response: Response) -> Response:
     seconds = time.perf_counter() - started if started is not None else 0.0
     metrics.http_request(route, request.method, response.status_code, seconds)
     if current_app.config["LOG_FORMAT"] == "json":
-        user = g.get("user")
         info = REQUEST.get()
         log.info(
             "%s %s %s",
@@ -91,7 +97,7 @@ def finished(response: Response) -> Response:
                 "method": request.method,
                 "status": response.status_code,
                 "duration_ms": round(seconds * 1000, 3),
-                "account_id": user.id if user is not None else None,
+                "account_id": info.account_id if info else None,
             },
         )
     return response
