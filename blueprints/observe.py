@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import hmac
 import logging
+import os
 import re
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -48,7 +48,7 @@ class RequestIds:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         environ[STARTED] = time.perf_counter()
         incoming = environ.get(ENVIRON_HEADER) if self.trust_incoming else None
-        request_id = incoming if incoming and VALID_ID.fullmatch(incoming) else uuid.uuid4().hex
+        request_id = incoming if incoming and VALID_ID.fullmatch(incoming) else os.urandom(16).hex()
         # Downstream (Flask, gunicorn's access log) sees the id actually used.
         environ[ENVIRON_HEADER] = request_id
         reset = REQUEST.set(RequestInfo(request_id, environ.get("REQUEST_METHOD", "")))
@@ -77,36 +77,53 @@ def route_known() -> None:
         info.route = request.url_rule.rule
 
 
-def finished(response: Response) -> Response:
-    """after_request: count the request, and in JSON mode log its end."""
-    rule = request.url_rule
+def counted(response: Response) -> Response:
+    """after_request: count the request."""
+    current = request._get_current_object()  # one proxy lookup, not four
+    rule = current.url_rule
+    started = current.environ.get(STARTED)
+    metrics.http_request(
+        rule.rule if rule is not None else UNMATCHED,
+        current.method,
+        response.status_code,
+        time.perf_counter() - started if started is not None else 0.0,
+    )
+    return response
+
+
+def logged(response: Response) -> Response:
+    """after_request in JSON mode: the end-of-request line."""
+    current = request._get_current_object()
+    rule = current.url_rule
     route = rule.rule if rule is not None else UNMATCHED
-    started = request.environ.get(STARTED)
+    started = current.environ.get(STARTED)
     seconds = time.perf_counter() - started if started is not None else 0.0
-    metrics.http_request(route, request.method, response.status_code, seconds)
-    if current_app.config["LOG_FORMAT"] == "json":
-        info = REQUEST.get()
-        log.info(
-            "%s %s %s",
-            request.method,
-            route,
-            response.status_code,
-            extra={
-                "request_id": info.request_id if info else None,
-                "route": route,
-                "method": request.method,
-                "status": response.status_code,
-                "duration_ms": round(seconds * 1000, 3),
-                "account_id": info.account_id if info else None,
-            },
-        )
+    info = REQUEST.get()
+    log.info(
+        "%s %s %s",
+        current.method,
+        route,
+        response.status_code,
+        extra={
+            "request_id": info.request_id if info else None,
+            "route": route,
+            "method": current.method,
+            "status": response.status_code,
+            "duration_ms": round(seconds * 1000, 3),
+            "account_id": info.account_id if info else None,
+        },
+    )
     return response
 
 
 def init_app(app: Flask) -> None:
-    app.wsgi_app = RequestIds(app.wsgi_app, trust_incoming=app.config["TRUSTED_PROXIES"] > 0)  # type: ignore[method-assign]
+    trusted = app.config["TRUSTED_PROXIES"] > 0
+    app.wsgi_app = RequestIds(app.wsgi_app, trust_incoming=trusted)  # type: ignore[method-assign]
     app.before_request(route_known)
-    app.after_request(finished)
+    # after_request functions run last-registered first: the count comes last.
+    app.after_request(counted)
+    if app.config["LOG_FORMAT"] == "json":
+        app.after_request(logged)
     app.register_blueprint(bp)
 
 

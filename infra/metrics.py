@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from prometheus_client import (
     REGISTRY,
@@ -93,9 +94,22 @@ class PrometheusTelemetry(Telemetry):
         REDIS_ERRORS.labels(kind).inc()
 
 
+# Per-request path: the labelled children, looked up once per label set
+# (labels() takes a lock and builds a key each time). Routes, methods and
+# statuses are few, so this stays small.
+_http_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
 def http_request(route: str, method: str, status: int, seconds: float) -> None:
-    HTTP_REQUESTS.labels(route, method, str(status)).inc()
-    HTTP_LATENCY.labels(route, method).observe(seconds)
+    children = _http_children.get((route, method, status))
+    if children is None:
+        children = (
+            HTTP_REQUESTS.labels(route, method, str(status)),
+            HTTP_LATENCY.labels(route, method),
+        )
+        _http_children[(route, method, status)] = children
+    children[0].inc()
+    children[1].observe(seconds)
 
 
 def count_database_errors(engine: Engine) -> None:
