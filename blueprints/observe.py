@@ -98,12 +98,20 @@ def logged(response: Response) -> Response:
     route = rule.rule if rule is not None else UNMATCHED
     started = current.environ.get(STARTED)
     seconds = time.perf_counter() - started if started is not None else 0.0
+    if not log.isEnabledFor(logging.INFO):
+        return response
     info = REQUEST.get()
-    log.info(
+    # makeRecord + handle rather than log.info(): info() first walks the stack
+    # to find its caller (findCaller), which under Flask's deep stack cost
+    # more than formatting and writing the line; no format shows the caller.
+    record = log.makeRecord(
+        log.name,
+        logging.INFO,
+        __file__,
+        0,
         "%s %s %s",
-        current.method,
-        route,
-        response.status_code,
+        (current.method, route, response.status_code),
+        None,
         extra={
             "request_id": info.request_id if info else None,
             "route": route,
@@ -113,6 +121,7 @@ def logged(response: Response) -> Response:
             "account_id": info.account_id if info else None,
         },
     )
+    log.handle(record)
     return response
 
 
