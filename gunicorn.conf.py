@@ -29,7 +29,8 @@ def on_starting(server):
     # directory (infra/multiproc.py).
     from infra import multiproc
 
-    multiproc.prepare(os.environ)
+    # master_pid is set in the new master of a USR2 upgrade.
+    multiproc.prepare(os.environ, reexec=server.master_pid != 0)
 
     import config
     from app import prepare_embedded, secrets
@@ -54,4 +55,5 @@ def child_exit(server, worker):
 def on_exit(server):
     from infra import multiproc
 
-    multiproc.cleanup(os.environ)
+    # reexec_pid is set when a new master (USR2) carries on with the directory.
+    multiproc.cleanup(os.environ, handed_over=server.reexec_pid != 0)

@@ -20,11 +20,18 @@ MULTIPROC_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 OWNED_VARIABLE = "WX_METRICS_DIR_OWNED"
 
 
-def prepare(environ: MutableMapping[str, str]) -> Path:
+def prepare(environ: MutableMapping[str, str], reexec: bool = False) -> Path:
     """Before any worker starts: an empty directory for this start. Files of
     a previous start would be added to this one's counts, so the operator's
-    directory is emptied of them; without one, the service makes its own."""
+    directory is emptied of them; without one, the service makes its own.
+
+    `reexec`: this master was started by the running one (gunicorn's USR2
+    upgrade), whose workers still serve and write there: it carries on with
+    the same directory, as is, and owns it from now on (the variables came
+    with the environment)."""
     given = environ.get(MULTIPROC_VARIABLE, "").strip()
+    if given and reexec:
+        return Path(given)
     if given:
         path = Path(given)
         path.mkdir(parents=True, exist_ok=True)
@@ -46,7 +53,10 @@ def worker_exited(pid: int) -> None:
     multiprocess.mark_process_dead(pid)
 
 
-def cleanup(environ: MutableMapping[str, str]) -> None:
-    """on_exit: remove the directory the service made itself."""
+def cleanup(environ: MutableMapping[str, str], handed_over: bool = False) -> None:
+    """on_exit: remove the directory the service made itself, unless a new
+    master (USR2) has taken it over."""
+    if handed_over:
+        return
     if environ.pop(OWNED_VARIABLE, None) and (path := environ.get(MULTIPROC_VARIABLE)):
         shutil.rmtree(path, ignore_errors=True)

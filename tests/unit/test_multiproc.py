@@ -29,3 +29,16 @@ def test_the_operators_directory_is_emptied_of_old_files_and_kept(tmp_path):
 def test_a_missing_operators_directory_is_made(tmp_path):
     target = tmp_path / "metrics" / "here"
     assert multiproc.prepare({multiproc.MULTIPROC_VARIABLE: str(target)}).is_dir()
+
+
+def test_a_new_master_of_a_usr2_upgrade_carries_on_with_the_directory():
+    old: dict[str, str] = {}
+    path = multiproc.prepare(old)
+    (path / "counter_7.db").write_bytes(b"the old master's workers")
+    new = dict(old)  # the re-exec'd master inherits the environment
+    assert multiproc.prepare(new, reexec=True) == path
+    assert (path / "counter_7.db").exists()
+    multiproc.cleanup(old, handed_over=True)  # the old master leaves
+    assert path.exists()
+    multiproc.cleanup(new)
+    assert not path.exists()
