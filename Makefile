@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench bench-workers bench-profile bench-memory venv clean
+.PHONY: run test lint browser bench bench-workers bench-profile bench-memory venv clean
 
 run: $(STAMP)
 	$(BIN)/python -m dev.run
@@ -22,6 +22,18 @@ test: $(STAMP)
 		client/node_modules/.bin/tsc -p client/test/types; \
 	else \
 		echo "node not found: skipped the JavaScript client tests (client/test)"; \
+	fi
+
+# The browser tier (tests/browser) drives Debian's chromium through its
+# chromedriver; without them it skips. .ci/run calls this before make test.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then \
+		echo "browser: chromium and chromedriver are installed"; \
+	else \
+		set -e; set -x; \
+		$(SUDO) apt-get update -qq; \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver; \
 	fi
 
 bench: $(STAMP)

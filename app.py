@@ -17,7 +17,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import config as settings
-from blueprints import GRAPH, avatars, commands, errors, health, oauth, observe, push, user
+from blueprints import GRAPH, avatars, commands, docs, errors, health, oauth, observe, push, user
 from blueprints.extensions import db, migrate
 from blueprints.session import MiniProgramSessionInterface
 from infra import database, embedded, logs, metrics
@@ -57,7 +57,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.session_interface = MiniProgramSessionInterface(app, graph.sessions)
     app.after_request(no_store)
     observe.init_app(app)
-    for blueprint in (errors.bp, health.bp, oauth.bp, user.bp, avatars.bp, push.bp):
+    for blueprint in (errors.bp, health.bp, oauth.bp, user.bp, avatars.bp, push.bp, docs.bp):
         app.register_blueprint(blueprint)
     commands.init_app(app)
     return app

@@ -28,7 +28,14 @@ DEFAULT_INSTANCE = ROOT / "instance"
 # (DEFAULT_APPID, DEFAULT_SECRET).
 DEV_API_BASE = "http://127.0.0.1:5100"
 # Read by gunicorn.conf.py rather than load().
-GUNICORN_VARIABLES = ("PORT", "HOST", "WEB_CONCURRENCY", "GUNICORN_THREADS")
+GUNICORN_VARIABLES = (
+    "PORT",
+    "HOST",
+    "WEB_CONCURRENCY",
+    "GUNICORN_WORKER_CLASS",
+    "GUNICORN_WORKER_CONNECTIONS",
+    "GUNICORN_THREADS",
+)
 DEV_SECRET_KEY = "dev-only-secret-key-do-not-use-in-production"
 # The push Token `make run` configures in the emulator; real ones come from
 # the mini program's console (开发管理 → 消息推送).

@@ -1,6 +1,5 @@
 """The HTTP layer: one blueprint per resource (oauth, user, avatars, push,
-health), the
-errors blueprint that renders every failure as JSON, the session interface,
+health, docs), the errors blueprint that renders every failure as JSON, the session interface,
 the before_request hook that loads the user, and the operator commands.
 
 Views are thin: they parse input (inputs.py), call a use case through the
@@ -12,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, jsonify
+from flask import Response, current_app, jsonify
 from flask.typing import ResponseReturnValue
 
 from services.apps import Apps
@@ -61,3 +60,11 @@ def readiness() -> Readiness:
 
 def ok(data: Any = None, status: int = 200) -> ResponseReturnValue:
     return jsonify({"code": 0, "data": data}), status
+
+
+def ok_json(data_json: str) -> Response:
+    """ok() for data that is JSON text already (a session's stored profile):
+    the hottest read sends it on without decoding and encoding it again."""
+    return current_app.response_class(
+        f'{{"code":0,"data":{data_json}}}\n', mimetype=current_app.json.mimetype
+    )

@@ -24,7 +24,7 @@ APP_HEADER = "X-WX-AppId"
 class CurrentUser:
     id: int  # the account
     identity_id: int
-    profile: dict[str, Any]
+    profile_json: str  # as stored: see ok_json()
     token: str = field(repr=False)
 
 
@@ -45,7 +45,7 @@ def load_user() -> None:
         g.user = CurrentUser(
             id=session["user_id"],
             identity_id=session["identity_id"],
-            profile=session.get("profile") or {},
+            profile_json=session.get("profile_json") or "{}",
             token=session.token,
         )
         identified(g.user.id)

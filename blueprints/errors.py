@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, current_app
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from services import errors
@@ -27,7 +27,13 @@ HTTP_ERRORS: dict[int, type[errors.ServiceError]] = {
 
 
 def render(error: errors.ServiceError, headers: dict[str, str] | None = None) -> Response:
-    response = jsonify(error.to_dict())
+    # A message may quote the client's text, and a client's JSON can hold a
+    # lone surrogate (a \ud800 escape) that UTF-8 cannot encode. Inside a JSON
+    # string, backslashreplace writes it back as that very escape.
+    text = current_app.json.dumps(error.to_dict()) + "\n"
+    response = current_app.response_class(
+        text.encode("utf-8", "backslashreplace"), mimetype="application/json"
+    )
     response.status_code = error.status
     response.headers.update(headers or {})
     response.headers.update(error.headers())

@@ -4,10 +4,12 @@ default) or form-encoded (what the 2018 demos and many interceptors send)."""
 from __future__ import annotations
 
 import json
+import logging
 import re
 from typing import Any
 
-from flask import request
+from flask import current_app, request
+from werkzeug.exceptions import HTTPException
 
 from services.errors import InvalidBody, InvalidField, PayloadTooLarge
 
@@ -15,11 +17,13 @@ FORM_TYPES = {"application/x-www-form-urlencoded", "multipart/form-data"}
 # Room for a multipart body's boundaries, part headers and wx.uploadFile's formData.
 MULTIPART_OVERHEAD = 64 * 1024
 
+log = logging.getLogger(__name__)
+
 
 def body_fields() -> dict[str, Any]:
+    raw = body_bytes()
     if request.mimetype in FORM_TYPES:
-        return request.form.to_dict()
-    raw = request.get_data(cache=True)
+        return request.form.to_dict()  # parsed from the bytes just read
     if not raw.strip():
         return {}
     # Parsed whatever the Content-Type says: clients send JSON as text/plain too.
@@ -30,6 +34,32 @@ def body_fields() -> dict[str, Any]:
     if not isinstance(body, dict):
         raise InvalidBody()
     return body
+
+
+def body_bytes() -> bytes:
+    """The whole body, however it is framed, or 413 when it is over
+    MAX_CONTENT_LENGTH. A chunked body has no Content-Length to refuse up
+    front, and werkzeug stops reading it at the limit without a word (what it
+    read so far was then parsed as if it were the body): so it is read to one
+    byte past the limit, and that byte decides.
+
+    A body whose framing is broken (a chunk size that is not hex, a missing
+    chunk terminator, a malformed trailer) fails while it is read, with
+    whatever exception the WSGI server raises (gunicorn's are not OSErrors,
+    which werkzeug would have turned into a 400): the client's request is
+    invalid, the service is fine."""
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    request.max_content_length = limit + 1
+    try:
+        raw = request.get_data(cache=True)
+    except HTTPException:
+        raise
+    except Exception as exc:
+        log.info("unreadable request body: %s", type(exc).__name__)
+        raise InvalidBody("The request body is malformed: its framing is broken.") from None
+    if len(raw) > limit:
+        raise PayloadTooLarge()
+    return raw
 
 
 def text_field(

@@ -23,6 +23,9 @@ from blueprints import login_service
 from services.errors import SessionStoreUnavailable
 from services.stores.sessions import IssuedSession, SessionStore
 
+# The answer depends on the token, which comes in either header.
+VARY = ("Cookie", "Authorization")
+
 
 class MiniProgramSession(ServerSideSession):
     """flask.session: `user_id` and `profile` once load()ed, when a live
@@ -82,7 +85,10 @@ class MiniProgramSessionInterface(ServerSideSessionInterface):
     # needs Secure for a browser to accept either).
     def save_session(self, app: Flask, session: MiniProgramSession, response: Response) -> None:
         if session.accessed or session.modified:
-            response.vary.update(("Cookie", "Authorization"))
+            if "Vary" in response.headers:
+                response.vary.update(VARY)
+            else:  # the common case, without parsing and rebuilding a header set
+                response.headers["Vary"] = ", ".join(VARY)
         if not session.modified:
             return
         name, attributes = self.get_cookie_name(app), self.cookie_attributes(app, session)
@@ -120,7 +126,7 @@ class MiniProgramSessionInterface(ServerSideSessionInterface):
             "user_id": record.account_id,
             "identity_id": record.identity_id,
             "appid": record.appid,
-            "profile": record.profile,
+            "profile_json": record.profile_json,
         }
 
     def _upsert_session(self, session_lifetime: timedelta, session: Any, store_id: str) -> None:

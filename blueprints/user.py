@@ -8,7 +8,7 @@ import re
 from flask import Blueprint, current_app, g, request, session
 from flask.typing import ResponseReturnValue
 
-from blueprints import account_service, avatar_service, ok, profile_service
+from blueprints import account_service, avatar_service, ok, ok_json, profile_service
 from blueprints.auth import load_user, login_required
 from blueprints.inputs import body_fields, text_field, uploaded_file
 
@@ -21,7 +21,7 @@ PHONE_CODE = re.compile(r"[\x21-\x7e]+")
 @bp.get("/info")
 @login_required
 def info() -> ResponseReturnValue:
-    return ok(g.user.profile)
+    return ok_json(g.user.profile_json)
 
 
 @bp.put("/profile")

@@ -11,6 +11,7 @@ The tiers, each runnable on its own (`pytest tests/unit`, ...):
     http/       the app through Flask's test client
     processes/  gunicorn, `make run`, the command-line mini program
     emulator/   the WeChat emulator itself
+    browser/    /docs in a real headless Chromium (skips without one)
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from infra import embedded, logs
 from services.stores.models import Base
 from support.apps import base_config, migrate_database
 from support.constants import APPID, SECRET
+from support.openapi import RESPONSES
 from support.watch import SecretWatch, WatchedClient, WatchedControl
 from wechat_emulator import EmulatorServer
 
@@ -60,6 +62,16 @@ def no_secret_leaks(watch: SecretWatch, caplog: pytest.LogCaptureFixture) -> Ite
             watch.add_text(formatter.format(record))
     leaks = watch.leaks()
     assert not leaks, f"{len(leaks)} secret value(s) appeared in a response or log line"
+
+
+@pytest.fixture(autouse=True)
+def responses_documented() -> Iterator[None]:
+    """Every response the test client received is as the OpenAPI document says
+    (support/openapi.py), including those received in the test's threads."""
+    before = len(RESPONSES.mismatches)
+    yield
+    found = RESPONSES.mismatches[before:]
+    assert not found, "not as the OpenAPI document says:\n" + "\n".join(found)
 
 
 @pytest.fixture(scope="session")
@@ -129,6 +141,8 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     terminalreporter.write_line(databases_line())
+    if RESPONSES.checked:
+        terminalreporter.write_line(f"openapi: {RESPONSES.checked} responses matched the document")
 
 
 @pytest.fixture(scope="session", params=CONFIGURED)
@@ -180,6 +194,8 @@ def app(
     watch: SecretWatch,
     config_overrides: dict[str, Any],
 ) -> Iterator[Flask]:
+    # Start from empty tables whatever ran before (a gunicorn tier shares the database).
+    empty_tables(database_url)
     config = base_config(database_url, redis_url, emulator_server.url)
     config.update(config_overrides)
     app = create_app(config)

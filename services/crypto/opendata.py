@@ -50,7 +50,10 @@ def decrypt(ciphertext: bytes, key: bytes, iv: bytes) -> str | None:
 
 
 def rawdata_signature(raw_data: str, session_key: str) -> str:
-    return hashlib.sha1((raw_data + session_key).encode("utf-8")).hexdigest()
+    # rawData as the client sent it. Text that is not valid Unicode (a lone
+    # surrogate from a JSON \u escape) cannot be what WeChat signed: it is
+    # hashed as is, and simply does not match.
+    return hashlib.sha1((raw_data + session_key).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class OpenDataCipher:
@@ -100,8 +103,10 @@ class OpenDataCipher:
             raise errors.PayloadNotJson()
         self._check_watermark(payload.get("watermark"))
         if raw_data is not None and signature is not None:
-            expected = rawdata_signature(raw_data, session_key)
-            if not hmac.compare_digest(expected, signature.strip().lower()):
+            expected = rawdata_signature(raw_data, session_key).encode()
+            # Compared as bytes: compare_digest refuses str that is not ASCII.
+            given = signature.strip().lower().encode("utf-8", "surrogatepass")
+            if not hmac.compare_digest(expected, given):
                 raise errors.SignatureMismatch()
         # Old getUserInfo payloads name the user; newer ones do not.
         if openid is not None and payload.get("openId") not in (None, openid):
@@ -114,7 +119,8 @@ class OpenDataCipher:
         timestamp = watermark.get("timestamp")
         if not isinstance(timestamp, int) or isinstance(timestamp, bool):
             raise errors.WatermarkMismatch("The data's watermark has no valid timestamp.")
-        if self.max_age and abs(self.clock() - timestamp) > self.max_age:
+        # In integers: a timestamp past float's range must not overflow.
+        if self.max_age and abs(int(self.clock()) - timestamp) > self.max_age:
             raise errors.PayloadExpired()
 
 

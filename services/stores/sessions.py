@@ -46,8 +46,13 @@ class SessionRecord:
     account_id: int
     identity_id: int
     appid: str
-    profile: dict[str, Any]
+    # The profile as stored, JSON text: /user/info sends it on as it is.
+    profile_json: str
     profile_version: int
+
+    @property
+    def profile(self) -> dict[str, Any]:
+        return json.loads(self.profile_json)
 
 
 class SessionStore:
@@ -233,6 +238,14 @@ def _dump(profile: dict[str, Any]) -> str:
     return json.dumps(profile, ensure_ascii=False, separators=(",", ":"))
 
 
+def _checked(profile_json: str) -> str:
+    """What _dump() wrote is an object; anything else in its place is no session.
+    (A full parse would cost every read of /user/info a decode.)"""
+    if not (profile_json.startswith("{") and profile_json.endswith("}")):
+        raise ValueError("not a stored profile")
+    return profile_json
+
+
 def _record(token: str, data: dict[str, str]) -> SessionRecord | None:
     try:
         return SessionRecord(
@@ -240,7 +253,7 @@ def _record(token: str, data: dict[str, str]) -> SessionRecord | None:
             account_id=int(data["uid"]),
             identity_id=int(data["iid"]),
             appid=data["app"],
-            profile=json.loads(data["profile"]),
+            profile_json=_checked(data["profile"]),
             profile_version=int(data["pv"]),
         )
     except (KeyError, ValueError):

@@ -51,6 +51,24 @@ class MediaVerdict:
         return self.suggest == "pass" or (self.suggest == "review" and review_policy == "accept")
 
 
+def refusal(verdict: MediaVerdict) -> errors.ServiceError:
+    """A verdict that was already in when the upload was answered: the
+    upload is answered with it, as a text check would be."""
+    data = {"field": "avatarUrl"}
+    if verdict.errcode != 0:
+        # -1008: WeChat could not download the image from AVATAR_BASE_URL.
+        log.error("WeChat could not download an avatar to check it: is AVATAR_BASE_URL public?")
+        return errors.WeChatError("WeChat could not download the avatar to check it.", data=data)
+    if verdict.suggest == "risky":
+        return errors.ContentRisky(
+            "WeChat's content security rates this avatar as risky; it was not saved.", data=data
+        )
+    return errors.ContentNeedsReview(
+        "WeChat's content security wants this avatar reviewed by a person; it was not saved.",
+        data=data,
+    )
+
+
 class AvatarService:
     def __init__(
         self,
@@ -85,16 +103,23 @@ class AvatarService:
         if avatar.hash == account.avatar_hash:
             return {**account.profile, "pendingAvatarUrl": None}  # it already is the avatar
         self.storage.put(avatar)
-        trace_id = self.content.check_image(identity, url)
+        try:
+            trace_id = self.content.check_image(identity, url)
+        except Exception:
+            self.files.withdraw(avatar.hash)  # never checked: never served
+            raise
         record = self.accounts.submit_avatar(account.id, avatar.hash, url, trace_id)
         self.publisher.publish(record)
         if account.pending_avatar_hash not in (None, avatar.hash):
             self.files.withdraw(account.pending_avatar_hash)
-        # The verdict may have been pushed before the upload was recorded.
+        self.expire_reviews()
+        # WeChat may have pushed its verdict before the upload was recorded.
         parked = self.push_guard.claim_parked(trace_id)
         if parked is not None:
-            record = self.settle(trace_id, MediaVerdict(**json.loads(parked))) or record
-        self.expire_reviews()
+            verdict = MediaVerdict(**json.loads(parked))
+            record = self.settle(trace_id, verdict) or record
+            if not verdict.approves(self.settings.review_policy):
+                raise refusal(verdict)
         return {**record.profile, "pendingAvatarUrl": url if record.pending_avatar_hash else None}
 
     def settle(self, trace_id: str, verdict: MediaVerdict) -> AccountRecord | None:

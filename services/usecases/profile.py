@@ -116,7 +116,7 @@ def profile_changes(
         value = payload.get(name)
         if value is None:
             continue
-        if not isinstance(value, str) or len(value) > limit:
+        if not isinstance(value, str) or len(value) > limit or not storable(value):
             raise errors.PayloadInvalid(f"{name} in the data is not a string of at most {limit}.")
         if value:
             changes[name] = value
@@ -140,7 +140,7 @@ def phone_changes(payload: Mapping[str, Any]) -> dict[str, str]:
         # The docs type countryCode as a number in one place and a string in another.
         if isinstance(value, int) and not isinstance(value, bool):
             value = str(value)
-        if not isinstance(value, str) or not value or len(value) > limit:
+        if not isinstance(value, str) or not value or len(value) > limit or not storable(value):
             raise errors.PayloadInvalid(f"{name} in the data is missing or not a short string.")
         changes[name] = value
     return changes
@@ -150,9 +150,22 @@ def unionid_of(payload: Mapping[str, Any]) -> str | None:
     unionid = payload.get("unionId")
     if unionid is None:
         return None
-    if not isinstance(unionid, str) or not 0 < len(unionid) <= 64:
+    if not isinstance(unionid, str) or not 0 < len(unionid) <= 64 or not storable(unionid):
         raise errors.PayloadInvalid("unionId in the data is not a WeChat id.")
     return unionid
+
+
+def storable(value: str) -> bool:
+    """Text every supported database keeps as sent: encodable as UTF-8 (a
+    lone surrogate, from a JSON \\u escape, is not) and without NUL (which
+    PostgreSQL refuses in text). WeChat never sends either."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class ProfileService:

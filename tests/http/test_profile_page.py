@@ -10,6 +10,7 @@ import zlib
 import pytest
 from PIL import Image
 
+from services.media.avatar import encode_avatar
 from support.apps import bearer
 
 
@@ -146,6 +147,29 @@ def test_an_upload_is_multipart_with_the_field_file(client, user, body, slug):
         sent["content_type"] = "multipart/form-data"
     response = client.post("/user/avatar", headers=bearer(token), **sent)
     assert (response.status_code, response.get_json()["error"]) == (400, slug)
+
+
+@pytest.mark.parametrize(
+    ("fault", "status", "slug"),
+    [
+        ({"drop": True, "times": 2}, 502, "wechat_unreachable"),
+        ({"errcode": 44991}, 429, "wechat_rate_limited"),
+    ],
+)
+def test_an_avatar_wechat_was_not_asked_about_is_never_served(
+    app, client, wechat, user, fault, status, slug
+):
+    """The image is stored before WeChat is asked to check it; when asking
+    fails, the file goes too."""
+    _, token = user
+    wechat.fault("media_check_async", **fault)
+    data = picture("JPEG", size=(320, 240))
+    response = upload(client, token, data)
+    assert (response.status_code, response.get_json()["error"]) == (status, slug)
+    stored = encode_avatar(
+        data, max_pixels=app.config["AVATAR_MAX_PIXELS"], size=app.config["AVATAR_SIZE"]
+    )
+    assert client.get(f"/avatars/{stored.hash}.jpg").status_code == 404
 
 
 # -- GET /avatars/... ---------------------------------------------------------------

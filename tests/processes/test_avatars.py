@@ -129,15 +129,33 @@ def logged_in(server: Server, wechat, watch) -> str:
 
 def test_an_avatar_wechat_cannot_download_is_refused(unreachable, wechat, watch):
     wechat.configure_push(url=f"{unreachable.url}/wechat/push", token=PUSH_TOKEN)
+    wechat.media_settings(hold=True)
     token = logged_in(unreachable, wechat, watch)
     url = upload(unreachable, token, photo_with_gps(), watch).json()["data"]["pendingAvatarUrl"]
     assert url.startswith("http://127.0.0.1:9/cdn/avatars/")  # AVATAR_BASE_URL fronts it
-    (check,) = wechat.wait_media_checks()
+    (check,) = wechat.wait_media_checks(release=True)
     assert check["event"]["errcode"] == -1008
     after = info(unreachable, token)
     assert (after["avatarUrl"], after["avatarReview"]) == (None, None)
     name = url.rsplit("/", 1)[1]
     assert unreachable.get(f"/avatars/{name}")[0].status_code == 404
+
+
+def test_a_refusal_that_arrives_before_the_upload_is_answered_is_the_answer(
+    pushing, member, wechat, watch
+):
+    """WeChat may push its verdict while the upload is still being recorded;
+    whichever comes first, a refused avatar is never answered as a success."""
+    wechat.set_rules(media={"risky": ["avatars/"], "label": 20002})
+    for _ in range(5):
+        response = upload(pushing, member, photo_with_gps(), watch)
+        if response.status_code == 422:  # the verdict was already in
+            assert response.json()["error"] == "content_risky"
+            assert response.json()["data"] == {"field": "avatarUrl"}
+        else:
+            assert response.status_code == 202, response.text
+        wechat.wait_media_checks()
+        assert info(pushing, member)["avatarUrl"] is None
 
 
 def test_a_verdict_that_never_comes_expires_and_a_late_one_is_ignored(unreachable, wechat, watch):

@@ -1,6 +1,7 @@
 """The leak watch: whatever the emulator handed out (openids, unionids,
 session_keys) and the app secret must not appear in any response a test
-received or any log line it produced."""
+received or any log line it produced. The same client checks every response
+against the OpenAPI document (support/openapi.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 from flask.testing import FlaskClient
 
 from support.constants import PUSH_AES_KEY, PUSH_TOKEN, SECRET
+from support.openapi import RESPONSES
 from wechat_emulator import EmulatorControl
 
 
@@ -31,18 +33,21 @@ class SecretWatch:
 
 def response_text(response: Any) -> str:
     headers = "\n".join(f"{name}: {value}" for name, value in response.headers.items())
-    return f"{headers}\n{response.get_data(as_text=True)}"
+    # Binary bodies (images) too: a secret in them would still show as text.
+    return f"{headers}\n{response.get_data().decode('utf-8', 'replace')}"
 
 
 class WatchedClient(FlaskClient):
     """A test client with no cookie jar (mini programs have none) that shows
-    every response to the leak watch."""
+    every response to the leak watch and checks it against the OpenAPI
+    document."""
 
     def open(self, *args: Any, **kwargs: Any) -> Any:
         response = super().open(*args, **kwargs)
         watch = self.application.extensions.get("test_watch")
         if watch is not None:
             watch.add_text(response_text(response))
+        RESPONSES.check(self.application, response)
         return response
 
 
