@@ -13,9 +13,9 @@ service's numbers as ratios to these.
                             the hash is empty
     POST /floor/login       {"code"}: GET /sns/jscode2session with that code
                             on one pooled requests.Session (the service's own
-                            http_session()), then one SQL upsert of the user
-                            row (the service's own statement, on Core, in one
-                            transaction)
+                            http_session()), then one SQL upsert of the
+                            identity row (appid, openid) on Core, in one
+                            transaction
     GET  /healthz           for dev.stack's readiness wait
 
 No hooks, no session interface, no extensions: whatever the service spends
@@ -28,13 +28,14 @@ import json
 from typing import Any
 
 from flask import Flask, jsonify, request
-from sqlalchemy import create_engine
+from sqlalchemy import Engine, create_engine, func, insert, select
+from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 import config
 from infra import database
 from infra.redis import connect
+from services.stores.models import Account, Identity, utcnow
 from services.stores.redis import Keys
-from services.stores.users import UserStore
 from services.wechat.client import http_session
 
 # /user/info's answer for a user who has bound nothing yet.
@@ -61,7 +62,7 @@ def create_floors(settings: dict[str, Any] | None = None) -> Flask:
     url = settings["DATABASE_URL"]
     engine = create_engine(url, **database.engine_options(url, settings["INSTANCE_PATH"]))
     database.configure(engine)
-    users = UserStore(engine)  # only for its upsert statement
+    upsert = identity_upsert(engine)
 
     @app.get("/healthz")
     def healthz() -> Any:
@@ -99,7 +100,34 @@ def create_floors(settings: dict[str, Any] | None = None) -> Flask:
         if "openid" not in answer:
             return jsonify({"code": 3001, "error": "code_invalid"}), 400
         with engine.begin() as connection:
-            connection.execute(users._upsert(answer["openid"], answer.get("unionid")))
+            connection.execute(
+                upsert(settings["WECHAT_APPID"], answer["openid"], answer.get("unionid"))
+            )
         return jsonify(LOGIN_ANSWER)
 
     return app
+
+
+def identity_upsert(engine: Engine) -> Any:
+    """(appid, openid, unionid) -> one INSERT ... ON CONFLICT UPDATE of the
+    identity row, every identity on one floor account made here."""
+    with engine.begin() as connection:
+        account_id = connection.scalar(select(func.min(Account.id)))
+        if account_id is None:
+            now = utcnow()
+            values = {"created_at": now, "updated_at": now, "profile_version": 0}
+            account_id = connection.execute(insert(Account).values(values)).inserted_primary_key[0]
+    name = engine.dialect.name
+
+    def statement(appid: str, openid: str, unionid: str | None) -> Any:
+        row = {"account_id": account_id, "appid": appid, "openid": openid, "unionid": unionid}
+        if name in {"mysql", "mariadb"}:
+            stmt = mysql.insert(Identity).values(row)
+            return stmt.on_duplicate_key_update(unionid=stmt.inserted.unionid)
+        stmt = {"postgresql": postgresql, "sqlite": sqlite}[name].insert(Identity).values(row)
+        return stmt.on_conflict_do_update(
+            index_elements=[Identity.appid, Identity.openid],
+            set_={"unionid": stmt.excluded.unionid},
+        )
+
+    return statement
