@@ -47,7 +47,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     configure_flask(app)
     engine = init_extensions(app)
     client = connect(app.config["REDIS_URL"], timeouts=timeouts)
-    telemetry = observe.TELEMETRY
+    telemetry = metrics.PrometheusTelemetry()
     watch(client, pause=app.config["REDIS_FAIL_FAST"], telemetry=telemetry)
     storage = limits.create()
     watch(storage, pause=app.config["REDIS_FAIL_FAST"], telemetry=telemetry)

@@ -37,7 +37,6 @@ VALID_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 STARTED = "wx.started"
 # Routes of requests no URL rule matched (404s), one label for all of them.
 UNMATCHED = "<unmatched>"
-TELEMETRY = metrics.PrometheusTelemetry()
 
 
 class RequestIds:
