@@ -17,10 +17,10 @@ from flask.typing import ResponseReturnValue
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import config as settings
-from blueprints import GRAPH, avatars, commands, docs, errors, health, oauth, push, user
+from blueprints import GRAPH, avatars, commands, docs, errors, health, oauth, observe, push, user
 from blueprints.extensions import db, migrate
 from blueprints.session import MiniProgramSessionInterface
-from infra import database, embedded, logs
+from infra import database, embedded, logs, metrics
 from infra.redis import Timeouts, connect, limits_storage
 from services.graph import build_graph
 from services.stores.redis import Keys, watch
@@ -34,7 +34,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(values)
     settings.validate(app.config)
     settings.validate_connections(app.config)
-    logs.configure(app.config["LOG_LEVEL"], secrets(app.config))
+    logs.configure(app.config["LOG_LEVEL"], secrets(app.config), app.config["LOG_FORMAT"])
     if app.config["DEV_MODE"]:
         app.logger.warning(
             "WECHAT_APPID is not set: development mode against the WeChat emulator at %s",
@@ -47,13 +47,16 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     configure_flask(app)
     engine = init_extensions(app)
     client = connect(app.config["REDIS_URL"], timeouts=timeouts)
-    watch(client, pause=app.config["REDIS_FAIL_FAST"])
+    telemetry = metrics.PrometheusTelemetry()
+    watch(client, pause=app.config["REDIS_FAIL_FAST"], telemetry=telemetry)
     storage = limits.create()
     watch(storage, same_as=client)
-    graph = build_graph(app.config, client, engine, storage)
+    metrics.count_database_errors(engine)
+    graph = build_graph(app.config, client, engine, storage, telemetry)
     app.extensions[GRAPH] = graph
     app.session_interface = MiniProgramSessionInterface(app, graph.sessions)
     app.after_request(no_store)
+    observe.init_app(app)
     for blueprint in (errors.bp, health.bp, oauth.bp, user.bp, avatars.bp, push.bp, docs.bp):
         app.register_blueprint(blueprint)
     commands.init_app(app)
@@ -62,7 +65,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
 def secrets(config: Mapping[str, Any]) -> list[str]:
     """What no log line may show (infra/logs.py scrubs them)."""
-    found = [config["SECRET_KEY"]]
+    found = [config["SECRET_KEY"], config.get("METRICS_TOKEN", "")]
     for wechat_app in settings.wechat_apps(config):
         found += [wechat_app.secret, wechat_app.push_token, wechat_app.push_aes_key]
     return found

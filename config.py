@@ -41,6 +41,7 @@ DEV_SECRET_KEY = "dev-only-secret-key-do-not-use-in-production"
 # the mini program's console (开发管理 → 消息推送).
 DEV_PUSH_TOKEN = "devpushtoken"
 REVIEW_POLICIES = ("reject", "accept")
+LOG_FORMATS = ("text", "json")
 APP_KINDS = ("miniprogram", "official_account")
 SAMESITE = ("Lax", "Strict", "None")
 
@@ -172,6 +173,13 @@ def load(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         # WeChat promises a media verdict within 30 minutes.
         "AVATAR_REVIEW_TIMEOUT": _int(env, "AVATAR_REVIEW_TIMEOUT", 3600),
         "LOG_LEVEL": env.get("LOG_LEVEL", "").strip().upper() or "INFO",
+        # text (the default) or json: one JSON object per line (infra/logs.py).
+        "LOG_FORMAT": env.get("LOG_FORMAT", "").strip().lower() or "text",
+        # The Bearer token GET /metrics requires; without one, /metrics is a 404.
+        "METRICS_TOKEN": env.get("METRICS_TOKEN", "").strip(),
+        # prometheus_client's multiprocess directory, read by prometheus_client
+        # itself; under gunicorn the master makes (or empties) it at start.
+        "PROMETHEUS_MULTIPROC_DIR": env.get("PROMETHEUS_MULTIPROC_DIR", "").strip(),
     }
 
 
@@ -322,6 +330,11 @@ def validate(config: Mapping[str, Any]) -> None:
         if config[name] < 0:
             raise ConfigError(f"{name} cannot be negative")
     validate_profile(config)
+    if config["LOG_FORMAT"] not in LOG_FORMATS:
+        raise ConfigError(f"LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}")
+    token = config["METRICS_TOKEN"]
+    if token and not re.fullmatch(r"[\x21-\x7e]{16,256}", token):
+        raise ConfigError("METRICS_TOKEN must be 16 to 256 printable characters, no spaces")
     if config["LOGIN_CODE_REPLAY_TTL"] < 1:
         raise ConfigError("LOGIN_CODE_REPLAY_TTL must be at least 1 second")
     for name in ("LOGIN_RATE_LIMIT", "LOGIN_RATE_LIMIT_OPENID", "WECHAT_CALL_RATE_LIMIT"):

@@ -38,7 +38,7 @@ control_socket_disable = True
 forwarder_headers = ""
 accesslog = "-"
 # The request line never carries a secret: tokens travel in headers only.
-access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms pid=%(p)s'
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms pid=%(p)s rid=%({x-request-id}o)s'
 
 
 def on_starting(server):
@@ -48,13 +48,23 @@ def on_starting(server):
 
     Imports live here: every module-level name in this file is read as a
     gunicorn setting, and `config` is one."""
+    # First, before anything imports prometheus_client: the workers' metrics
+    # directory (infra/multiproc.py).
+    from infra import multiproc
+
+    # master_pid is set in the new master of a USR2 upgrade.
+    multiproc.prepare(os.environ, reexec=server.master_pid != 0)
+
     import config
-    from app import prepare_embedded
+    from app import prepare_embedded, secrets
+    from infra import logs
 
     try:
-        config.validate(config.load())
+        settings = config.load()
+        config.validate(settings)
     except config.ConfigError as exc:
         raise SystemExit(f"configuration error: {exc}") from None
+    logs.configure_gunicorn(server.log, secrets(settings), settings["LOG_FORMAT"])
     prepare_embedded(os.environ)
 
 
@@ -132,3 +142,17 @@ def _write_json_error(sock, status_int, reason, mesg):
         "\r\n"
     )
     util.write_nonblock(sock, head.encode("latin-1") + body)
+
+
+def child_exit(server, worker):
+    """In the master, once a worker has exited: forget its live metrics."""
+    from infra import multiproc
+
+    multiproc.worker_exited(worker.pid)
+
+
+def on_exit(server):
+    from infra import multiproc
+
+    # reexec_pid is set when a new master (USR2) carries on with the directory.
+    multiproc.cleanup(os.environ, handed_over=server.reexec_pid != 0)

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from flask import g, request, session
 
 from blueprints import apps
+from blueprints.observe import identified
 from services.errors import SessionStoreUnavailable, Unauthorized
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -47,6 +48,7 @@ def load_user() -> None:
             profile_json=session.get("profile_json") or "{}",
             token=session.token,
         )
+        identified(g.user.id)
 
 
 def login_required(view: F) -> F:

@@ -11,6 +11,7 @@ from flask.typing import ResponseReturnValue
 from blueprints import login_service, ok
 from blueprints.auth import load_user, login_required
 from blueprints.inputs import body_fields, flag_field, text_field
+from blueprints.observe import identified
 from blueprints.session import end_session, start_session
 from services.errors import UnsupportedLoginType
 
@@ -36,6 +37,7 @@ def login() -> ResponseReturnValue:
     # remote_addr: the client's address (ProxyFix sets it from X-Forwarded-For
     # when TRUSTED_PROXIES says how many proxies to believe).
     issued = login_service().login(g.app, code, client=request.remote_addr or "")
+    identified(issued.account_id)
     start_session(issued)
     return ok({"token": issued.token, "expiresIn": issued.expires_in})
 

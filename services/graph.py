@@ -25,6 +25,7 @@ from services.stores.rate_limits import RateLimit
 from services.stores.redis import Keys
 from services.stores.session_keys import CheckSessionCache, SessionKeyRing
 from services.stores.sessions import SessionStore
+from services.telemetry import NO_TELEMETRY, Telemetry
 from services.usecases.accounts import AccountService
 from services.usecases.avatars import AvatarService, AvatarSettings
 from services.usecases.content import ContentSecurity
@@ -50,10 +51,16 @@ class ServiceGraph:
 
 
 def build_graph(
-    config: Mapping[str, Any], client: redis.Redis, engine: Engine, limits: Storage
+    config: Mapping[str, Any],
+    client: redis.Redis,
+    engine: Engine,
+    limits: Storage,
+    telemetry: Telemetry = NO_TELEMETRY,
 ) -> ServiceGraph:
     keys = Keys(config["REDIS_KEY_PREFIX"])
-    apps = Apps([_app(app, config, client, keys) for app in settings.wechat_apps(config)])
+    apps = Apps(
+        [_app(app, config, client, keys, telemetry) for app in settings.wechat_apps(config)]
+    )
     accounts = AccountStore(engine)
     sessions = SessionStore(
         client,
@@ -125,6 +132,7 @@ def build_graph(
             wechat_limit=wechat_limit,
             publisher=publisher,
             checked=CheckSessionCache(client, keys=keys, ttl=config["CHECK_SESSION_CACHE"]),
+            telemetry=telemetry,
         ),
         profile=ProfileService(
             accounts=accounts,
@@ -147,7 +155,11 @@ def build_graph(
 
 
 def _app(
-    app: settings.WeChatApp, config: Mapping[str, Any], client: redis.Redis, keys: Keys
+    app: settings.WeChatApp,
+    config: Mapping[str, Any],
+    client: redis.Redis,
+    keys: Keys,
+    telemetry: Telemetry,
 ) -> App:
     wechat = WeChatClient(
         appid=app.appid,
@@ -156,6 +168,7 @@ def _app(
         http=http_session(),
         timeout=(config["WECHAT_CONNECT_TIMEOUT"], config["WECHAT_READ_TIMEOUT"]),
         retry_backoff=config["WECHAT_RETRY_BACKOFF"],
+        telemetry=telemetry,
     )
     # An attempt owns a code for as long as one exchange can take.
     exchange_time = 2 * (config["WECHAT_CONNECT_TIMEOUT"] + config["WECHAT_READ_TIMEOUT"])
@@ -169,6 +182,7 @@ def _app(
             appid=app.appid,
             sealer=Sealer(config["SECRET_KEY"], "access_token at rest"),
             fetch=wechat.stable_token,
+            telemetry=telemetry,
         ),
         login_codes=LoginCodeLedger(
             client,

@@ -31,7 +31,7 @@ import config as settings
 from app import create_app
 from blueprints.extensions import db
 from dev.stack import start_emulator
-from infra import embedded
+from infra import embedded, logs
 from services.stores.models import Base
 from support.apps import base_config, migrate_database
 from support.constants import APPID, SECRET
@@ -51,10 +51,15 @@ def watch() -> SecretWatch:
 def no_secret_leaks(watch: SecretWatch, caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     caplog.set_level(logging.DEBUG)
     yield
+    # Every record as each LOG_FORMAT writes it: JSON lines carry more than
+    # the message (request fields, the traceback), and must not leak either.
+    formats = [logs.formatter(name) for name in logs.FORMATS]
     for record in caplog.records:
         watch.add_text(record.getMessage())
         if record.exc_text:
             watch.add_text(record.exc_text)
+        for formatter in formats:
+            watch.add_text(formatter.format(record))
     leaks = watch.leaks()
     assert not leaks, f"{len(leaks)} secret value(s) appeared in a response or log line"
 

@@ -22,6 +22,7 @@ import redis
 from services import errors
 from services.crypto.sealing import Sealer
 from services.stores.redis import Keys, compare_and_set, guard, load_script
+from services.telemetry import NO_TELEMETRY, Telemetry
 from services.wechat import TOKEN_ERRORS, StableToken, WeChatErrcode
 
 log = logging.getLogger(__name__)
@@ -43,8 +44,11 @@ class AccessTokenStore:
         lock_ttl: float = 20.0,
         wait: float = 25.0,
         poll: float = 0.05,
+        telemetry: Telemetry = NO_TELEMETRY,
     ) -> None:
         self.redis = client
+        self.appid = appid
+        self.telemetry = telemetry
         self.keys = keys
         self.key = keys.access_token(appid)
         self.lock_key = keys.access_token_lock(appid)
@@ -129,6 +133,7 @@ class AccessTokenStore:
         if value is not None and ttl > self.refresh_ahead:
             return value  # someone refreshed between our read and our lock
         fetched = self.fetch()
+        self.telemetry.token_refresh(self.appid)
         with guard(self.redis):
             self.redis.set(self.key, self.sealer.seal(fetched.value), ex=fetched.expires_in)
         log.info("fetched a new access_token (expires in %ss)", fetched.expires_in)

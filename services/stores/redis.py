@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import re
 import threading
 import time
 import weakref
@@ -21,6 +22,7 @@ import redis
 from redis.commands.core import Script
 
 from services import errors
+from services.telemetry import NO_TELEMETRY, Telemetry
 
 log = logging.getLogger(__name__)
 LUA_DIR = Path(__file__).with_name("lua")
@@ -43,6 +45,17 @@ class Keys:
 
     def session_prefix(self, tag: str) -> str:
         return f"{self.prefix}{{{tag}}}:session:"
+
+    def session_pattern(self) -> str:
+        """SCAN's MATCH for every session key (glob characters in the prefix escaped)."""
+        prefix = re.sub(r"([*?\[\]\\])", r"\\\1", self.prefix)
+        return f"{prefix}{{*}}:session:*"
+
+    def is_session(self, key: str) -> bool:
+        return (
+            key.startswith(self.prefix)
+            and key[len(self.prefix) :].find("}:session:") == TAG_LENGTH + 1
+        )
 
     def identity(self, identity_id: int, what: str) -> str:
         """what: sessions | login | profile | session_keys | deleted."""
@@ -113,6 +126,7 @@ class Outage:
         self.failures = 0
         self.logged_at: float | None = None
         self.lock = threading.Lock()
+        self.telemetry: Telemetry = NO_TELEMETRY
 
     @property
     def ongoing(self) -> bool:
@@ -147,15 +161,24 @@ _outages: weakref.WeakKeyDictionary[Any, Outage] = weakref.WeakKeyDictionary()
 DEFAULT_PAUSE = 1.0
 
 
-def watch(client: Any, pause: float = DEFAULT_PAUSE, *, same_as: Any = None) -> Outage:
-    """The client's outage state, created on first use. `same_as`: another
-    client of the same Redis (the rate limits' storage and the stores' client)
-    whose state this one shares: one outage, so a request pays at most one
-    deadline however many clients it goes through."""
+def watch(
+    client: Any,
+    pause: float = DEFAULT_PAUSE,
+    telemetry: Telemetry | None = None,
+    *,
+    same_as: Any = None,
+) -> Outage:
+    """The client's outage state, created on first use; `telemetry` counts
+    its failures (create_app hands it in). `same_as`: another client of the
+    same Redis (the rate limits' storage and the stores' client) whose state
+    this one shares: one outage, so a request pays at most one deadline
+    however many clients it goes through."""
     outage = _outages.get(client)
     if outage is None:
         shared = _outages.get(same_as) if same_as is not None else None
         outage = _outages.setdefault(client, shared or Outage(pause))
+    if telemetry is not None:
+        outage.telemetry = telemetry
     return outage
 
 
@@ -165,13 +188,16 @@ def guard(client: Any) -> Iterator[None]:
     session_store_unavailable); during an outage, at once."""
     outage = watch(client)
     if outage.ongoing:
+        outage.telemetry.redis_error("failing_fast")
         raise errors.SessionStoreUnavailable()
     try:
         yield
     except UNREACHABLE as exc:
+        outage.telemetry.redis_error("unreachable")
         outage.failed(exc)
         raise errors.SessionStoreUnavailable() from None
     except FAILED as exc:
+        outage.telemetry.redis_error("error")
         log.error("Redis answered an error: %s: %s", type(exc).__name__, str(exc)[:200])
         raise errors.SessionStoreUnavailable() from None
     outage.answered()

@@ -20,6 +20,7 @@ from services.stores.login_codes import CodeState
 from services.stores.rate_limits import RateLimit
 from services.stores.session_keys import CheckSessionCache, SessionKeyRing
 from services.stores.sessions import IssuedSession, SessionStore
+from services.telemetry import NO_TELEMETRY, Telemetry
 from services.usecases.profile import profile_changes
 from services.usecases.publishing import Publisher
 from services.wechat import Code2Session, OAuthLogin
@@ -45,8 +46,10 @@ class LoginService:
         publisher: Publisher,
         checked: CheckSessionCache,
         poll: float = 0.05,
+        telemetry: Telemetry = NO_TELEMETRY,
     ) -> None:
         self.apps = apps
+        self.telemetry = telemetry
         self.accounts = accounts
         self.sessions = sessions
         self.session_keys = session_keys
@@ -60,24 +63,37 @@ class LoginService:
     def login(self, app: App, code: str, client: str) -> IssuedSession:
         """`client`: where the request came from (its address), for the
         per-client limit, counted before anything else happens."""
+        try:
+            issued, outcome = self._login(app, code, client)
+        except errors.ServiceError as exc:
+            self.telemetry.login(exc.slug)
+            raise
+        except Exception:
+            self.telemetry.login("internal_error")
+            raise
+        self.telemetry.login(outcome)
+        return issued
+
+    def _login(self, app: App, code: str, client: str) -> tuple[IssuedSession, str]:
+        """The session, and how it came about: new, shared or replayed."""
         self.client_limit.hit(app.appid, client)
         ledger = app.login_codes
         deadline = time.monotonic() + ledger.pending_ttl
         while time.monotonic() < deadline:
             claimed = ledger.claim(code)
             if claimed is not None:
-                return self._exchange(app, code, claimed)
+                return _fresh(self._exchange(app, code, claimed))
             state = ledger.read(code)
             if state is None:
                 continue  # the attempt that had it gave it back: claim it again
             if state.kind == "session":
-                return self._replay(state.value)
+                return self._replay(state.value), "replayed"
             if state.kind == "error":
                 raise errors.by_slug(state.value)()
             if state.kind == "exchanged" and ledger.take_over(code, state):
-                return self._resume(app, code, state)
+                return _fresh(self._resume(app, code, state))
             if state.kind == "unreadable" and (owned := ledger.take_over(code, state)):
-                return self._exchange(app, code, owned)
+                return _fresh(self._exchange(app, code, owned))
             time.sleep(self.poll)  # another worker is exchanging this very code
         raise errors.WeChatTimeout()
 
@@ -199,3 +215,9 @@ class LoginService:
         if identity is None:
             raise errors.NotFound("No user has that openid in that app.")
         return identity.account_id, self.logout_everywhere(identity.account_id)
+
+
+def _fresh(issued: IssuedSession) -> tuple[IssuedSession, str]:
+    """A login that exchanged its code: a new session, or the user's live one
+    shared by de-duplication."""
+    return issued, "shared" if issued.reused else "new"

@@ -22,6 +22,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from services import errors
+from services.telemetry import NO_TELEMETRY, Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -141,8 +142,10 @@ class WeChatClient:
         http: requests.Session,
         timeout: tuple[float, float] = (3.05, 5.0),
         retry_backoff: float = 0.2,
+        telemetry: Telemetry = NO_TELEMETRY,
     ) -> None:
         self.appid = appid
+        self.telemetry = telemetry
         self._secret = secret
         self.api_base = api_base.rstrip("/")
         self.http = http
@@ -349,8 +352,7 @@ class WeChatClient:
         the rest become ServiceErrors through `errors`, then the common table.
         """
         for attempt in (1, 2):
-            reply = self._send(endpoint, method, path, params, body)
-            errcode = _errcode(endpoint, reply)
+            errcode, reply = self._counted(endpoint, method, path, params, body)
             if errcode == 0:
                 return reply
             if errcode == -1 and attempt == 1:
@@ -361,6 +363,31 @@ class WeChatClient:
                 raise WeChatErrcode(endpoint, errcode)
             raise self._error(endpoint, errcode, errors or {})
         raise AssertionError("unreachable")
+
+    def _counted(
+        self,
+        endpoint: str,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None,
+        body: Any,
+    ) -> tuple[int, dict[str, Any]]:
+        """One exchange, reported to telemetry with its errcode or failure."""
+        started = time.perf_counter()
+        outcome = "bad_reply"
+        try:
+            reply = self._send(endpoint, method, path, params, body)
+            errcode = _errcode(endpoint, reply)
+            outcome = str(errcode)
+            return errcode, reply
+        except errors.WeChatTimeout:
+            outcome = "timeout"
+            raise
+        except errors.WeChatUnreachable:
+            outcome = "unreachable"
+            raise
+        finally:
+            self.telemetry.wechat_call(endpoint, outcome, time.perf_counter() - started)
 
     def _send(
         self,

@@ -67,6 +67,9 @@ def test_database_urls_of_every_platform(raw, expected):
         {"SESSION_TTL": "100", "SESSION_RENEW_INTERVAL": "100"},
         {"SESSIONS_PER_USER": "0"},
         {"WECHAT_READ_TIMEOUT": "fast"},
+        {"LOG_FORMAT": "xml"},
+        {"METRICS_TOKEN": "too-short"},
+        {"METRICS_TOKEN": "has a space in the middle"},
     ],
 )
 def test_nonsense_values_are_refused(environ):
@@ -161,3 +164,13 @@ def test_apps_and_a_single_appid_are_not_both_set():
 def test_several_apps_need_a_secret_key():
     with pytest.raises(config.ConfigError, match="SECRET_KEY"):
         config.validate(config.load({"WECHAT_APPS": json.dumps(APPS)}))
+
+
+def test_logs_and_metrics_settings():
+    assert (config.load({})["LOG_FORMAT"], config.load({})["METRICS_TOKEN"]) == ("text", "")
+    settings = config.load({"LOG_FORMAT": "JSON", "METRICS_TOKEN": "a-long-enough-token-123"})
+    config.validate(settings)
+    assert (settings["LOG_FORMAT"], settings["METRICS_TOKEN"]) == (
+        "json",
+        "a-long-enough-token-123",
+    )

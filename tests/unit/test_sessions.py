@@ -216,3 +216,24 @@ def test_unreachable_redis_is_a_domain_error(keys):
         dead.load(MINTER.mint("abcd"))
     with pytest.raises(errors.SessionStoreUnavailable):
         issue(dead)
+
+
+def test_live_sessions_are_counted_exactly_while_redis_holds_few_keys(store, redis_client):
+    redis_client.set("another:service:key", "1")
+    tokens = [issue(store, identity_id=i, account_id=i).token for i in range(1, 13)]
+    assert store.count_live() == 12
+    store.revoke(tokens[0])
+    assert store.count_live() == 11
+
+
+def test_beyond_the_exact_limit_live_sessions_are_estimated_from_random_keys(store, redis_client):
+    for i in range(1, 41):
+        issue(store, identity_id=i, account_id=i)
+    exact = store.count_live()
+    assert exact == 40
+    total = redis_client.dbsize()
+    # Every sampled key is a session or not: the estimate is a multiple of
+    # total/samples, never above the key count, and near the truth.
+    estimate = store.count_live(exact_below=0, samples=4000)
+    assert 0 < estimate <= total
+    assert abs(estimate - exact) <= 0.25 * exact
