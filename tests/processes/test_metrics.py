@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from dev.waiting import wait_until
 from support.metrics import METRICS_TOKEN, SCRAPE, samples, value
 from support.servers import Server, gunicorn_instance
-from support.waiting import wait_until
 
 pytestmark = pytest.mark.gunicorn
 
