@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+import requests
 from limits.storage import Storage
 from sqlalchemy import Engine
 
@@ -58,8 +59,9 @@ def build_graph(
     telemetry: Telemetry = NO_TELEMETRY,
 ) -> ServiceGraph:
     keys = Keys(config["REDIS_KEY_PREFIX"])
+    http = http_session(config["WECHAT_API_BASE"])  # one pool for every app's calls
     apps = Apps(
-        [_app(app, config, client, keys, telemetry) for app in settings.wechat_apps(config)]
+        [_app(app, config, client, http, keys, telemetry) for app in settings.wechat_apps(config)]
     )
     accounts = AccountStore(engine)
     sessions = SessionStore(
@@ -158,6 +160,7 @@ def _app(
     app: settings.WeChatApp,
     config: Mapping[str, Any],
     client: redis.Redis,
+    http: requests.Session,
     keys: Keys,
     telemetry: Telemetry,
 ) -> App:
@@ -165,7 +168,7 @@ def _app(
         appid=app.appid,
         secret=app.secret,
         api_base=config["WECHAT_API_BASE"],
-        http=http_session(),
+        http=http,
         timeout=(config["WECHAT_CONNECT_TIMEOUT"], config["WECHAT_READ_TIMEOUT"]),
         retry_backoff=config["WECHAT_RETRY_BACKOFF"],
         telemetry=telemetry,

@@ -7,6 +7,7 @@ Connecting (URLs, timeouts) is infrastructure: see infra/redis.py.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import logging
 import re
@@ -83,6 +84,7 @@ class Keys:
 TAG_LENGTH = 4
 
 
+@functools.lru_cache(maxsize=4096)
 def identity_tag(identity_id: int) -> str:
     digest = hashlib.sha256(f"identity:{identity_id}".encode()).digest()
     return base64.b32encode(digest).decode("ascii")[:TAG_LENGTH].lower()

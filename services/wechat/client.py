@@ -13,10 +13,13 @@ import hashlib
 import hmac
 import json
 import logging
+import os
 import time
+import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -117,13 +120,27 @@ class WeChatErrcode(Exception):
         self.errcode = errcode
 
 
-def http_session(pool_size: int = 32) -> requests.Session:
+def http_session(
+    api_base: str = "https://api.weixin.qq.com", pool_size: int = 32
+) -> requests.Session:
     """The one pooled session for api.weixin.qq.com; retries are ours, not urllib3's."""
     session = requests.Session()
     adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool_size, max_retries=0)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     session.headers["User-Agent"] = "wx-session-service"
+    # The environment's proxy and CA settings (HTTPS_PROXY, NO_PROXY,
+    # REQUESTS_CA_BUNDLE), read once here: with trust_env requests reads
+    # and parses the whole environment again on every call.
+    session.trust_env = False
+    host = urlsplit(api_base).hostname or ""
+    proxies = urllib.request.getproxies()
+    if urllib.request.proxy_bypass(host):  # NO_PROXY names it
+        proxies = {}
+    session.proxies = {scheme: url for scheme, url in proxies.items() if scheme != "no"}
+    session.verify = (
+        os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+    )
     return session
 
 
