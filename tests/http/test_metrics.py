@@ -119,8 +119,9 @@ def test_an_unreachable_wechat_is_counted_as_such(client, wechat, scrape):
     response = client.post("/oauth/login", json={"code": wechat.login()["code"]})
     assert response.status_code == 502
     after = scrape()
-    failed = total(after, "wx_wechat_calls_total", api="jscode2session", errcode="unreachable")
-    assert failed - total(before, "wx_wechat_calls_total", errcode="unreachable") == 1
+    labels = {"api": "jscode2session", "errcode": "unreachable"}
+    failed = total(after, "wx_wechat_calls_total", **labels)
+    assert failed - total(before, "wx_wechat_calls_total", **labels) == 1
     outcome = response.get_json()["error"]
     assert (
         value(after, "wx_logins_total", outcome=outcome)

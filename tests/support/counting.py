@@ -70,19 +70,30 @@ def monitor(url: str) -> Iterator[list[str]]:
 def round_trips(client: redis.Redis) -> Iterator[list[int]]:
     """How many times a client wrote to Redis (a pipeline is one write).
     Counts every connection of the client's class, so run nothing else meanwhile."""
+    with writes(client.connection_pool.connection_class) as counter:
+        yield counter
+
+
+@contextmanager
+def writes(cls: type) -> Iterator[list[int]]:
+    """Writes to Redis through connections of `cls` or its subclasses while
+    the block runs (a pipeline is one write: one round trip)."""
     counter = [0]
-    cls = client.connection_pool.connection_class
+    own = "send_packed_command" in vars(cls)
     original = cls.send_packed_command
 
     def counting(self: Any, *args: Any, **kwargs: Any) -> Any:
         counter[0] += 1
         return original(self, *args, **kwargs)
 
-    cls.send_packed_command = counting
+    cls.send_packed_command = counting  # type: ignore[attr-defined]
     try:
         yield counter
     finally:
-        cls.send_packed_command = original
+        if own:
+            cls.send_packed_command = original  # type: ignore[attr-defined]
+        else:  # inherited again, so that patching a base class later still works
+            del cls.send_packed_command
 
 
 @contextmanager

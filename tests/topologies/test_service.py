@@ -34,6 +34,7 @@ from dev.waiting import wait_until
 from infra.redis import key_slot
 from services.stores.redis import Keys
 from support.apps import base_config, bearer, identity_of, migrate_database
+from support.counting import writes
 from support.load import HttpLoad, LoadReport
 from support.servers import Server, gunicorn_instance
 from wechat_emulator import EmulatorServer
@@ -175,32 +176,13 @@ def test_the_per_user_login_limit_counts(app, wechat):
     assert int(answers[-1].headers["Retry-After"]) > 0
 
 
-@contextmanager
-def counting_writes() -> Iterator[list[int]]:
-    """Writes to any Redis connection while the block runs (a pipeline is one
-    write): one write is one round trip."""
-    counter = [0]
-    cls = redis.connection.AbstractConnection
-    original = cls.send_packed_command
-
-    def counting(self: Any, *args: Any, **kwargs: Any) -> Any:
-        counter[0] += 1
-        return original(self, *args, **kwargs)
-
-    cls.send_packed_command = counting  # type: ignore[method-assign]
-    try:
-        yield counter
-    finally:
-        cls.send_packed_command = original  # type: ignore[method-assign]
-
-
 def test_user_info_is_one_round_trip(app, wechat):
     token = log_in(app, wechat.login()["code"])
     client = app.test_client()
     client.get("/user/info", headers=bearer(token))  # warm connections, as in production
-    with counting_writes() as writes:
+    with writes(redis.connection.AbstractConnection) as sent:
         assert client.get("/user/info", headers=bearer(token)).status_code == 200
-    assert writes == [1]
+    assert sent == [1]
 
 
 def test_what_an_identity_owns_shares_one_slot(app, wechat):
@@ -281,9 +263,9 @@ class Traffic:
 
     def request(self, http: requests.Session, i: int) -> requests.Response:
         url = self.servers[i % 2].url
-        if i % 4 == 3:
-            with self._codes:
-                code = self.codes.pop() if self.codes else "spent"
+        with self._codes:
+            code = self.codes.pop() if i % 4 == 3 and self.codes else None
+        if code is not None:
             return http.post(f"{url}/oauth/login", json={"code": code}, timeout=10)
         token = self.tokens[i % len(self.tokens)]
         return http.get(f"{url}/user/info", headers=bearer(token), timeout=10)
