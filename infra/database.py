@@ -10,11 +10,14 @@ from sqlalchemy import Engine, event
 
 
 def engine_options(url: str, instance_path: str) -> dict[str, Any]:
+    # A database error's text would otherwise quote the statement's parameters
+    # (an openid, a unionid, a phone number) into the log.
     if url.startswith("sqlite"):
         Path(instance_path).mkdir(parents=True, exist_ok=True)
-        return {"connect_args": {"timeout": 10}}
+        return {"connect_args": {"timeout": 10}, "hide_parameters": True}
     # pre_ping: a database restarted under us costs one reconnect, not a 500.
     options: dict[str, Any] = {
+        "hide_parameters": True,
         "pool_pre_ping": True,
         "pool_recycle": 1800,
         "pool_size": 5,

@@ -263,3 +263,12 @@ def test_mysql_schema_is_utf8mb4_and_wechat_ids_are_case_sensitive(engine):
     assert accounts["nick_name"] == "utf8mb4_unicode_ci"
     assert accounts["unionid"] == identities["openid"] == identities["appid"] == "ascii_bin"
     assert charset == "utf8mb4"
+
+
+def test_a_database_error_does_not_quote_what_was_sent(engine):
+    """An unexpected database error is logged with its text: the statement's
+    values (an openid here) must not be in it."""
+    identity = {"account_id": 1, "appid": "wxa", "openid": OPENID}
+    with pytest.raises(Exception) as failed, engine.begin() as conn:
+        conn.execute(text("INSERT INTO identities_gone (openid) VALUES (:openid)"), identity)
+    assert OPENID not in str(failed.value)
