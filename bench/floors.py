@@ -58,6 +58,7 @@ def create_floors(settings: dict[str, Any] | None = None) -> Flask:
     cookie = settings["SESSION_COOKIE_NAME"]
     wechat = http_session(settings["WECHAT_API_BASE"])
     api_base = settings["WECHAT_API_BASE"]
+    first = config.wechat_apps(settings)[0]  # the app the service's login serves by default
     timeout = (settings["WECHAT_CONNECT_TIMEOUT"], settings["WECHAT_READ_TIMEOUT"])
     url = settings["DATABASE_URL"]
     engine = create_engine(url, **database.engine_options(url, settings["INSTANCE_PATH"]))
@@ -89,8 +90,8 @@ def create_floors(settings: dict[str, Any] | None = None) -> Flask:
         reply = wechat.get(
             f"{api_base}/sns/jscode2session",
             params={
-                "appid": settings["WECHAT_APPID"],
-                "secret": settings["WECHAT_SECRET"],
+                "appid": first.appid,
+                "secret": first.secret,
                 "js_code": code,
                 "grant_type": "authorization_code",
             },
@@ -100,9 +101,7 @@ def create_floors(settings: dict[str, Any] | None = None) -> Flask:
         if "openid" not in answer:
             return jsonify({"code": 3001, "error": "code_invalid"}), 400
         with engine.begin() as connection:
-            connection.execute(
-                upsert(settings["WECHAT_APPID"], answer["openid"], answer.get("unionid"))
-            )
+            connection.execute(upsert(first.appid, answer["openid"], answer.get("unionid")))
         return jsonify(LOGIN_ANSWER)
 
     return app

