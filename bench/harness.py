@@ -8,6 +8,7 @@ Processes start through dev/stack.py, the project's one launcher.
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
@@ -181,3 +182,15 @@ def worker_pids(server: Gunicorn) -> list[int]:
     import psutil
 
     return [child.pid for child in psutil.Process(server.process.pid).children()]
+
+
+def load_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every side-by-side benchmark takes: rounds, load, server."""
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="per measurement (10)")
+    parser.add_argument("--connections", type=int, default=32, help="wrk -c (32)")
+    parser.add_argument("--threads", type=int, default=2, help="wrk -t (2)")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (2)")
+    parser.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto")
+    parser.add_argument("--pause", type=float, default=1.0, help="seconds between measurements")
+    parser.add_argument("--json", type=Path, help="results file (default instance/bench/...)")

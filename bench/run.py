@@ -51,6 +51,7 @@ from bench.harness import (
     Stack,
     cpu_seconds,
     gunicorn_threads,
+    load_arguments,
     machine,
     start_stack,
     worker_pids,
@@ -172,16 +173,9 @@ def worker_model(env: dict[str, str], workers: int, threads: int) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
-    parser.add_argument("--seconds", type=float, default=10.0, help="per measurement (10)")
-    parser.add_argument("--connections", type=int, default=32, help="wrk -c (32)")
-    parser.add_argument("--threads", type=int, default=2, help="wrk -t (2)")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (2)")
-    parser.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto")
-    parser.add_argument("--json", type=Path, help="results file (default instance/bench/...)")
+    load_arguments(parser)
     parser.add_argument("--redis-url", help="an external Redis (default: embedded)")
     parser.add_argument("--database-url", help="PostgreSQL/MySQL URL (default: SQLite)")
-    parser.add_argument("--pause", type=float, default=1.0, help="seconds between measurements")
     args = parser.parse_args(argv)
 
     generator = pick(args.loadgen)

@@ -38,7 +38,15 @@ from typing import Any
 import psutil
 
 import config
-from bench.harness import Stack, cpu_seconds, gunicorn_threads, machine, start_stack, worker_pids
+from bench.harness import (
+    Stack,
+    cpu_seconds,
+    gunicorn_threads,
+    load_arguments,
+    machine,
+    start_stack,
+    worker_pids,
+)
 from bench.loadgen import Load, Result, pick
 from bench.run import FIRST_GUESS_RPS, git_commit, redis_version, spread, summarize
 from dev.stack import Gunicorn
@@ -98,16 +106,9 @@ def measure(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
-    parser.add_argument("--seconds", type=float, default=10.0, help="per measurement (10)")
-    parser.add_argument("--connections", type=int, default=32, help="wrk -c (32)")
-    parser.add_argument("--threads", type=int, default=2, help="wrk -t (2)")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (2)")
+    load_arguments(parser)
     parser.add_argument("--primaries", type=int, default=3, help="cluster primaries (3)")
     parser.add_argument("--replicas", type=int, default=0, help="replicas per primary (0)")
-    parser.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto")
-    parser.add_argument("--pause", type=float, default=1.0, help="seconds between measurements")
-    parser.add_argument("--json", type=Path, help="results file (default instance/bench/...)")
     args = parser.parse_args(argv)
 
     missing = missing_tools()
