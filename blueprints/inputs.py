@@ -78,12 +78,13 @@ def text_field(
         return None
     if not isinstance(value, str):
         raise InvalidField(f"{name} must be a string.")
+    # The limit is on what was sent (as the OpenAPI document's maxLength), trimmed or not.
+    if len(value) > max_length:
+        raise InvalidField(f"{name} is longer than {max_length} characters.")
     if strip:
         value = value.strip()
     if not value.strip():
         raise InvalidField(f"{name} must not be empty.")
-    if len(value) > max_length:
-        raise InvalidField(f"{name} is longer than {max_length} characters.")
     if pattern is not None and not pattern.fullmatch(value):
         raise InvalidField(f"{name} has characters that cannot appear in it.")
     return value

@@ -138,16 +138,17 @@ def init_app(app: Flask) -> None:
 @bp.get("/metrics")
 def scrape() -> Response:
     """Prometheus's scrape. Without METRICS_TOKEN it does not exist (404);
-    with it, only a Bearer of that token gets the numbers (else 404 too:
-    nothing tells a stranger there is something here)."""
+    with it, only a Bearer of that token gets the numbers (else 401)."""
     expected = current_app.config["METRICS_TOKEN"]
+    if not expected:
+        raise errors.NotFound()
     given = request.headers.get("Authorization", "")
     scheme, _, credential = given.partition(" ")
-    if not expected or not (
+    if not (
         scheme.lower() == "bearer"
         and hmac.compare_digest(credential.strip().encode(), expected.encode())
     ):
-        raise errors.NotFound()
+        raise errors.MetricsUnauthorized()
     body = metrics.exposition([metrics.Sampled(LIVE_SESSIONS, LIVE_HELP, live_sessions)])
     return Response(body, content_type=metrics.CONTENT_TYPE)
 

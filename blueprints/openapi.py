@@ -1,7 +1,7 @@
 """The OpenAPI document: blueprints/openapi.yaml, completed from what the code
 already says so that nothing is written twice.
 
-    build(cookie_name)   the document, as /openapi.json serves it
+    build(cookie_name, apps)   the document, as /openapi.json serves it
 
 What is added: components.schemas.Error from the error catalogue
 (services/errors.py); each operation's error responses from its `x-errors`
@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from services import errors
+from services.apps import Apps
 
 SOURCE = Path(__file__).with_name("openapi.yaml")
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
@@ -35,7 +36,9 @@ def source() -> dict[str, Any]:
     return yaml.safe_load(SOURCE.read_text(encoding="utf-8"))
 
 
-def build(cookie_name: str = "sid") -> dict[str, Any]:
+def build(cookie_name: str = "sid", apps: Apps | None = None) -> dict[str, Any]:
+    """The document; with `apps`, X-WX-AppId, the push URL's {appid} and the
+    login's type name exactly what this deployment serves."""
     document = copy.deepcopy(source())
     components = document["components"]
     shared = components.pop("x-operations")
@@ -48,6 +51,8 @@ def build(cookie_name: str = "sid") -> dict[str, Any]:
         "Allow": {"description": "The methods the path takes.", "schema": {"type": "string"}}
     }
     components["securitySchemes"]["session"]["name"] = cookie_name
+    if apps is not None:
+        served(document, apps)
     for path, item in document["paths"].items():
         for method in METHODS:
             if method not in item:
@@ -58,7 +63,36 @@ def build(cookie_name: str = "sid") -> dict[str, Any]:
             slugs = expand(operation.get("x-errors", []), sets)
             operation["x-errors"] = slugs
             operation["responses"].update(error_responses(slugs))
+            for response in operation["responses"].values():
+                linked(response, cookie_name)
     return document
+
+
+def linked(response: dict[str, Any], cookie_name: str) -> None:
+    """`x-session-links`: links that hand the answer's token to each named
+    operation as the session cookie (what a client does next)."""
+    targets = response.pop("x-session-links", None)
+    if targets:
+        response["links"] = {
+            target: {
+                "operationId": target,
+                "parameters": {f"cookie.{cookie_name}": "$response.body#/data/token"},
+            }
+            for target in targets
+        }
+
+
+def served(document: dict[str, Any], apps: Apps) -> None:
+    appids = [app.appid for app in apps]
+    # An empty X-WX-AppId is the same as none: the first app.
+    header = document["components"]["parameters"]["AppId"]["schema"]
+    header["enum"] = [*appids, ""]
+    # `type` must match the app's kind: only the kinds served can be right.
+    login = document["components"]["schemas"]["LoginRequest"]["properties"]["type"]
+    login["enum"] = sorted({app.login_type for app in apps})
+    for parameter in document["paths"]["/wechat/push/{appid}"]["parameters"]:
+        if parameter["name"] == "appid":
+            parameter["schema"]["enum"] = list(appids)
 
 
 def inline(shared: dict[str, Any], ref: str, path: str) -> dict[str, Any]:
@@ -108,8 +142,17 @@ def error_response(kinds: list[type[errors.ServiceError]]) -> dict[str, Any]:
             }
         },
     }
+    headers = {}
     if any(retries(kind) for kind in kinds):
-        response["headers"] = {"Retry-After": {"$ref": "#/components/headers/RetryAfter"}}
+        headers["Retry-After"] = {"$ref": "#/components/headers/RetryAfter"}
+    challenges = sorted({kind.challenge for kind in kinds if kind.challenge})
+    if challenges:
+        headers["WWW-Authenticate"] = {
+            "description": "Which credential to send.",
+            "schema": {"enum": challenges},
+        }
+    if headers:
+        response["headers"] = headers
     return response
 
 

@@ -20,6 +20,8 @@ class ServiceError(Exception):
     # Seconds a client should wait before trying again (Retry-After): 429s
     # and the 503s worth retrying soon say so, nothing else does.
     retry_after_default: ClassVar[int | None] = None
+    # WWW-Authenticate, for the 401s that say which credential they want.
+    challenge: ClassVar[str | None] = None
 
     def __init__(
         self,
@@ -40,7 +42,10 @@ class ServiceError(Exception):
         return body
 
     def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(self.retry_after)} if self.retry_after else {}
+        headers = {"Retry-After": str(self.retry_after)} if self.retry_after else {}
+        if self.challenge:
+            headers["WWW-Authenticate"] = self.challenge
+        return headers
 
 
 # -- the client sent something we cannot use ---------------------------------
@@ -99,6 +104,12 @@ class Unauthorized(ServiceError):
     message = (
         "Not logged in, or the session has ended: call wx.login and POST the code to /oauth/login."
     )
+
+
+class MetricsUnauthorized(ServiceError):
+    status, slug, code = 401, "metrics_unauthorized", 2004
+    message = "GET /metrics takes the METRICS_TOKEN as Authorization: Bearer <token>."
+    challenge = 'Bearer realm="metrics"'
 
 
 class AccountDeleted(ServiceError):

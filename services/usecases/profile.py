@@ -72,10 +72,10 @@ def _text(name: str, value: Any) -> str | None:
         return None
     if not isinstance(value, str):
         raise errors.InvalidField(f"{name} must be a string.")
-    value = value.strip()
     limit = EDITABLE_TEXT[name]
-    if len(value) > limit:
+    if len(value) > limit:  # as sent, trimmed or not (the OpenAPI document's maxLength)
         raise errors.InvalidField(f"{name} is longer than {limit} characters.")
+    value = value.strip()
     for char in value:
         if unicodedata.category(char) in ("Cc", "Cs", "Co", "Cn") or char in DECEPTIVE:
             raise errors.InvalidField(f"{name} contains a control or invisible character.")

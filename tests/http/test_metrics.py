@@ -44,11 +44,13 @@ def test_without_a_token_configured_there_is_no_metrics_endpoint(client):
     "authorization",
     [None, "Bearer wrong-token-0123456789", f"Basic {METRICS_TOKEN}", METRICS_TOKEN, "Bearer "],
 )
-def test_a_missing_or_wrong_token_is_a_404(client, authorization):
+def test_a_missing_or_wrong_token_is_a_401_challenge(client, authorization):
     headers = {"Authorization": authorization} if authorization else {}
     response = client.get("/metrics", headers=headers)
-    assert response.status_code == 404
-    assert response.get_json()["error"] == "not_found"
+    assert response.status_code == 401
+    assert response.get_json()["error"] == "metrics_unauthorized"
+    assert response.headers["WWW-Authenticate"] == 'Bearer realm="metrics"'
+    assert "wx_" not in response.get_data(as_text=True)
 
 
 def test_requests_are_counted_by_route_never_by_raw_path(client, scrape):

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from blueprints import openapi
+from blueprints import GRAPH, docs, openapi
 
 SKIPPED = {"HEAD", "OPTIONS"}
 
@@ -33,10 +33,14 @@ def test_every_route_is_an_operation_and_every_operation_a_route(app, client):
     assert described == served
 
 
-def test_the_served_document_is_the_built_one(client):
+def test_the_served_document_is_the_built_one(app, client):
     response = client.get("/openapi.json")
     assert response.status_code == 200
-    assert response.get_json() == openapi.build("sid")
+    served = response.get_json()
+    expected = openapi.build("sid", app.extensions[GRAPH].apps)
+    (name,) = expected["paths"]["/docs/assets/{name}"]["get"]["parameters"]
+    name["schema"]["enum"] = list(docs.SERVED)
+    assert served == expected
 
 
 @pytest.mark.parametrize("config_overrides", [{"SESSION_COOKIE_NAME": "wxsid"}])
@@ -57,7 +61,19 @@ def test_the_docs_page_loads_nothing_from_elsewhere(client):
         assert asset.get_data()
 
 
-def test_an_unknown_asset_is_a_json_404(client):
-    response = client.get("/docs/assets/nope.js")
+@pytest.mark.parametrize("name", ["nope.js", "LICENSE", "oauth2-redirect.html", "..%2Fdocs.py"])
+def test_only_what_the_page_loads_is_served(client, name):
+    response = client.get(f"/docs/assets/{name}")
     assert response.status_code == 404
     assert response.get_json()["error"] == "not_found"
+
+
+def test_the_document_lists_the_assets_and_the_apps_served(client, app):
+    document = client.get("/openapi.json").get_json()
+    (name,) = document["paths"]["/docs/assets/{name}"]["get"]["parameters"]
+    assert name["schema"]["enum"] == sorted(
+        re.findall(r'"/?docs/assets/([^"]+)"', client.get("/docs").get_data(as_text=True))
+    )
+    appids = [served.appid for served in app.extensions[GRAPH].apps]
+    header = document["components"]["parameters"]["AppId"]["schema"]
+    assert header["enum"] == [*appids, ""]

@@ -1,0 +1,78 @@
+"""The contract tier: Schemathesis explores the live service (gunicorn, two
+workers, real Redis, the WeChat emulator) from its own OpenAPI document:
+every operation, stateful links from login onwards, every check."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from support.constants import PUSH_TOKEN
+from support.servers import Server, gunicorn_instance
+from wechat_emulator import EmulatorControl, EmulatorServer
+
+METRICS_TOKEN = "contract-metrics-token-0123456789"
+RESULTS: list[str] = []  # Schemathesis's own count of the cases it generated
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for line in RESULTS:
+        terminalreporter.write_line(f"schemathesis: {line}")
+
+
+@pytest.fixture(scope="session")
+def contract_service(
+    tmp_path_factory: pytest.TempPathFactory,
+    redis_url: str,
+    database_url: str,
+    emulator_server: EmulatorServer,
+    handed_out: set[str],
+) -> Iterator[Server]:
+    """The service as deployed, except that thousands of logins come from one
+    address (the per-client and per-user login limits are opened up); WeChat
+    pushes content-check verdicts to it, as `make run` sets up."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("the contract is checked once, on SQLite (the fuzz tier covers each database)")
+    yield from gunicorn_instance(
+        tmp_path_factory,
+        redis_url,
+        database_url,
+        emulator_server.url,
+        handed_out,
+        LOGIN_RATE_LIMIT="1000000/minute",
+        LOGIN_RATE_LIMIT_OPENID="1000000/minute",
+        METRICS_TOKEN=METRICS_TOKEN,
+    )
+
+
+@pytest.fixture
+def metrics_token() -> str:
+    return METRICS_TOKEN
+
+
+@pytest.fixture
+def summary() -> list[str]:
+    """Lines for the end of the run."""
+    return RESULTS
+
+
+@pytest.fixture
+def pushes_to(contract_service: Server, emulator_server: EmulatorServer) -> Iterator[None]:
+    with EmulatorControl(emulator_server.url) as wechat:
+        wechat.reset()
+        wechat.configure_push(url=f"{contract_service.url}/wechat/push", token=PUSH_TOKEN)
+        yield
+        wechat.remove_push_config()
+
+
+@pytest.fixture
+def issued_file(tmp_path: Path, handed_out: set[str]) -> Iterator[Path]:
+    """Where hooks.py writes every openid, unionid and session_key it was
+    given; they join the secrets the gunicorn log is checked for."""
+    path = tmp_path / "issued.txt"
+    path.touch()
+    yield path
+    handed_out.update(line for line in path.read_text().splitlines() if line)
