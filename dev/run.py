@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import signal
 import sys
 
@@ -31,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     # database, when REDIS_URL or DATABASE_URL say so, and other settings.
     keep = config.variables() - {"WECHAT_APPID", "WECHAT_SECRET", "SECRET_KEY"}
     env = service_env({"WECHAT_API_BASE": emulator.url}, inherit=keep)
+    # /metrics needs a token; a development one unless METRICS_TOKEN is set.
+    env.setdefault("METRICS_TOKEN", "dev-" + secrets.token_urlsafe(18))
     prepare_embedded(env)
     gunicorn = start_gunicorn(env, workers=args.workers, port=args.port)
     # WeChat pushes content-check verdicts to the app's message-push URL.
@@ -40,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     # A configured DATABASE_URL may hold a password: name it, don't print it.
     database = "DATABASE_URL" if env.get("DATABASE_URL") else config.load(env)["DATABASE_URL"]
     print(instructions(gunicorn.url, emulator.url, database, args.workers), flush=True)
+    print(operators(gunicorn.url, env["METRICS_TOKEN"]), flush=True)
     # A supervisor's SIGTERM stops everything as Ctrl-C does (and the embedded
     # Redis with it, on the way out).
     signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -69,6 +73,13 @@ def instructions(service: str, emulator: str, database: str, workers: int) -> st
     curl -s -i -X POST {service}/oauth/login -H 'Content-Type: application/json' \\
          -d '{{"code": "<code>"}}'
     curl -s {service}/user/info -H 'Authorization: Bearer <token>'
+"""
+
+
+def operators(service: str, metrics_token: str) -> str:
+    return f"""  For operators:
+    {service}/docs            the API, browsable (its document: {service}/openapi.json)
+    curl -s {service}/metrics -H 'Authorization: Bearer {metrics_token}'
 """
 
 

@@ -4,6 +4,7 @@ side port, embedded Redis and SQLite; the command-line client logs in."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -25,6 +26,19 @@ def answers(url: str, process: subprocess.Popen) -> bool:
     except requests.ConnectionError:
         return False
     return True
+
+
+def operators_work(service: str, printed: str) -> None:
+    """The docs, the document and the metrics, with the token make run printed."""
+    token = re.search(r"/metrics -H 'Authorization: Bearer (\S+)'", printed)
+    assert token, printed
+    metrics = requests.get(
+        f"{service}/metrics", headers={"Authorization": f"Bearer {token[1]}"}, timeout=10
+    )
+    assert metrics.status_code == 200
+    assert 'wx_logins_total{outcome="new"}' in metrics.text
+    assert requests.get(f"{service}/openapi.json", timeout=10).json()["openapi"] == "3.1.0"
+    assert "swagger-ui" in requests.get(f"{service}/docs", timeout=10).text
 
 
 def test_run_command_works_with_nothing_configured(tmp_path):
@@ -72,6 +86,7 @@ def test_run_command_works_with_nothing_configured(tmp_path):
             )
             assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout)["nickName"] is None
+        operators_work(service, (tmp_path / "run.log").read_text())
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(30)
