@@ -27,6 +27,7 @@ import argparse
 import datetime
 import json
 import math
+import os
 import sys
 import tempfile
 import time
@@ -41,7 +42,7 @@ import requests
 import config
 from bench.harness import Stack, machine, start_stack, worker_pids
 from bench.loadgen import Load, pick
-from bench.run import git_commit
+from bench.run import git_commit, worker_model
 from dev.topologies import ClusterTopology, SingleRedis, missing_tools
 from infra.redis import key_slot
 
@@ -185,7 +186,7 @@ def workers_part(stack: Stack, generator: Any, args: argparse.Namespace) -> list
     if worker_pids(service) != workers:
         steps.append({"warning": "a worker was replaced during the run"})
     stack.stop_server(service)
-    print("gunicorn (2 workers x 4 threads): RSS / USS in MiB")
+    print(f"gunicorn ({worker_model(dict(os.environ), len(workers), 4)}): RSS / USS in MiB")
     for step in steps:
         if "workers" not in step:
             continue
