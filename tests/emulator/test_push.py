@@ -20,10 +20,11 @@ from support.emulator import (
     Received,
     Reply,
     receiver_decrypt,
+    refused,
     sha1_signature,
     xml_to_dict,
 )
-from wechat_emulator import EmulatorControl, EmulatorControlError, EmulatorServer
+from wechat_emulator import EmulatorControl, EmulatorServer
 from wechat_emulator.crypto import new_encoding_aes_key
 
 KEY = new_encoding_aes_key()
@@ -105,9 +106,7 @@ def test_push_config_round_trip(ctl: EmulatorControl, receiver: PushReceiver) ->
 )
 def test_bad_push_config_rejected(ctl: EmulatorControl, fields: dict[str, Any]) -> None:
     payload = {"url": "http://127.0.0.1:9/push", "token": "Token123", **fields}
-    with pytest.raises(EmulatorControlError) as info:
-        ctl._call("POST", "push/config", payload)
-    assert info.value.status == 400
+    assert refused(lambda: ctl._call("POST", "push/config", payload)) == 400
 
 
 def test_pushing_needs_a_config(ctl: EmulatorControl) -> None:
@@ -115,9 +114,7 @@ def test_pushing_needs_a_config(ctl: EmulatorControl) -> None:
         ctl.verify_push_url,
         lambda: ctl.user_event("user_info_modified", person="alice"),
     ):
-        with pytest.raises(EmulatorControlError) as info:
-            call()
-        assert info.value.status == 409
+        assert refused(call) == 409
 
 
 # ----- the GET handshake ----------------------------------------------------------------------
@@ -270,9 +267,7 @@ def test_bad_user_events_rejected(
     ctl: EmulatorControl, receiver: PushReceiver, payload: dict[str, Any]
 ) -> None:
     configure(ctl, receiver)
-    with pytest.raises(EmulatorControlError) as info:
-        ctl._call("POST", "push/user_event", payload)
-    assert info.value.status == 400
+    assert refused(lambda: ctl._call("POST", "push/user_event", payload)) == 400
     assert receiver.pushes() == []
 
 
@@ -396,12 +391,8 @@ def test_replay_of_a_chosen_attempt(ctl: EmulatorControl, receiver: PushReceiver
         "elapsed": rejected["attempts"][0]["response"]["elapsed"],
     }
     for bad in (99, -3):
-        with pytest.raises(EmulatorControlError) as info:
-            ctl.replay_push(original["id"], attempt=bad)
-        assert info.value.status == 404
-    with pytest.raises(EmulatorControlError) as info:
-        ctl.replay_push(1000)
-    assert info.value.status == 404
+        assert refused(ctl.replay_push, original["id"], attempt=bad) == 404
+    assert refused(lambda: ctl.replay_push(1000)) == 404
 
 
 def test_replay_of_the_handshake(ctl: EmulatorControl, receiver: PushReceiver) -> None:
@@ -427,9 +418,7 @@ def test_redeliver_is_a_fresh_duplicate(ctl: EmulatorControl, receiver: PushRece
         second, receiver.token, KEY, "json"
     )
     verify = ctl.verify_push_url()["push"]
-    with pytest.raises(EmulatorControlError) as info:
-        ctl.redeliver_push(verify["id"])
-    assert info.value.status == 409
+    assert refused(lambda: ctl.redeliver_push(verify["id"])) == 409
 
 
 # ----- the delivery log -------------------------------------------------------------------------
