@@ -20,8 +20,10 @@ from support.emulator import (
     TIMEOUT,
     ContentChecks,
     PushReceiver,
+    app_of,
     assert_error,
     errcode,
+    event_envelope,
     receiver_decrypt,
     refused,
     sha1_signature,
@@ -408,14 +410,10 @@ def test_media_verdict_is_pushed(
     assert check["status"] == "done"
     assert check["sha256"] == hashlib.sha256(PNG).hexdigest()
     assert check["size"] == len(PNG)
-    app = next(a for a in ctl.apps() if a["appid"] == APPID)
+    app = app_of(ctl)
     event = check["event"]
     assert event == {
-        "ToUserName": app["username"],
-        "FromUserName": event["FromUserName"],
-        "CreateTime": event["CreateTime"],
-        "MsgType": "event",
-        "Event": "wxa_media_check",
+        **event_envelope(ctl, event, "wxa_media_check"),
         "appid": APPID,
         "trace_id": trace_id,
         "version": 2,

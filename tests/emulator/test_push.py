@@ -19,6 +19,8 @@ from support.emulator import (
     PushReceiver,
     Received,
     Reply,
+    app_of,
+    event_envelope,
     receiver_decrypt,
     refused,
     sha1_signature,
@@ -80,8 +82,7 @@ def test_push_config_round_trip(ctl: EmulatorControl, receiver: PushReceiver) ->
         0,
         1.0,
     )
-    app = next(a for a in ctl.apps() if a["appid"] == APPID)
-    assert app["push"] == secure
+    assert app_of(ctl)["push"] == secure
     ctl.remove_push_config()
     assert ctl.push_config() is None
     configure(ctl, receiver)
@@ -218,15 +219,10 @@ def test_secure_mode_body_is_ciphertext_only(ctl: EmulatorControl, receiver: Pus
 def test_user_events(ctl: EmulatorControl, receiver: PushReceiver) -> None:
     configure(ctl, receiver, format="json")
     login = ctl.login(person="carol")
-    app = next(a for a in ctl.apps() if a["appid"] == APPID)
     revoke = ctl.user_event("user_authorization_revoke", person="carol", revoke_info=[6, 8])
     event = revoke["event"]
     assert event == {
-        "ToUserName": app["username"],
-        "FromUserName": event["FromUserName"],
-        "CreateTime": event["CreateTime"],
-        "MsgType": "event",
-        "Event": "user_authorization_revoke",
+        **event_envelope(ctl, event, "user_authorization_revoke"),
         "OpenID": login["openid"],
         "AppID": APPID,
         "RevokeInfo": "6,8",

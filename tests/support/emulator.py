@@ -47,6 +47,23 @@ DOC_RAW_SESSION_KEY = "HyVFkGl5F5OQWJZZaNzBBg=="
 DOC_RAW_SIGNATURE = "75e81ceda165f4ffa64f4068af58c64b8f54b88c"
 
 
+def app_of(ctl: Any, appid: str = APPID) -> dict[str, Any]:
+    """The control API's listing of one app."""
+    return next(a for a in ctl.apps() if a["appid"] == appid)
+
+
+def event_envelope(ctl: Any, event: dict[str, Any], name: str) -> dict[str, Any]:
+    """What every event pushed for the default app carries: to the app's
+    username, from the platform's push service, at its time, `Event: name`."""
+    return {
+        "ToUserName": app_of(ctl)["username"],
+        "FromUserName": event["FromUserName"],
+        "CreateTime": event["CreateTime"],
+        "MsgType": "event",
+        "Event": name,
+    }
+
+
 def refused(call: Callable[..., object], *args: Any, **kwargs: Any) -> int:
     """The HTTP status with which the control API refuses `call(*args, **kwargs)`;
     it must refuse."""
