@@ -203,11 +203,7 @@ def main(argv: list[str] | None = None) -> int:
             threads = gunicorn_threads(stack.env)
             database = config.load(stack.env)["DATABASE_URL"].split(":", 1)[0]
             settings = {
-                "load_generator": generator.describe(),
-                "connections": args.connections,
-                "load_threads": args.threads,
-                "seconds": args.seconds,
-                "rounds": args.rounds,
+                **load_settings(generator, args),
                 "gunicorn": worker_model(stack.env, args.workers, threads),
                 "access_log": "on (gunicorn.conf.py accesslog='-', to a file)",
                 "log_level": config.load(stack.env)["LOG_LEVEL"],
@@ -232,10 +228,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(
                         f"  round {r + 1}  {name:<16} {result.rps:8.0f} req/s  "
                         f"p50 {result.p50_ms:7.1f} ms  p99 {result.p99_ms:7.1f} ms  "
-                        f"CPU {result.cpu_us:6.0f} µs/req"
-                        + (f"  errors {result.errors}" if result.failed else "")
-                        + (f"  feed exhausted {result.exhausted}" if result.exhausted else "")
-                        + f"  (load average {result.loadavg})",
+                        f"CPU {result.cpu_us:6.0f} µs/req" + round_tail(result),
                         flush=True,
                     )
             burst_result = burst(stack, service.url)
@@ -244,25 +237,56 @@ def main(argv: list[str] | None = None) -> int:
 
     report = build_report(rounds, args.rounds)
     print_report(report, burst_result)
+    write_results(
+        out,
+        started,
+        host,
+        settings,
+        rounds={name: [x.as_dict() for x in results] for name, results in rounds.items()},
+        **report,
+        burst=burst_result,
+    )
+    return 0
+
+
+def load_settings(generator: Wrk | PyLoad, args: argparse.Namespace) -> dict[str, object]:
+    """The load's part of a run's settings (load_arguments' options)."""
+    return {
+        "load_generator": generator.describe(),
+        "connections": args.connections,
+        "load_threads": args.threads,
+        "seconds": args.seconds,
+        "rounds": args.rounds,
+    }
+
+
+def round_tail(result: Result) -> str:
+    """The end of a round's line: errors, an exhausted feed, the load average."""
+    return (
+        (f"  errors {result.errors}" if result.failed else "")
+        + (f"  feed exhausted {result.exhausted}" if result.exhausted else "")
+        + f"  (load average {result.loadavg})"
+    )
+
+
+def write_results(
+    out: Path, started: datetime.datetime, host: dict, settings: dict, **results: object
+) -> None:
+    """The run's JSON document: when, which commit, the machine, the settings, `results`."""
     out.parent.mkdir(parents=True, exist_ok=True)
     document = {
         "started": started.isoformat(timespec="seconds"),
         "commit": git_commit(),
         "machine": host,
         "settings": settings,
-        "rounds": {name: [x.as_dict() for x in results] for name, results in rounds.items()},
-        **report,
-        "burst": burst_result,
+        **results,
     }
     out.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     print(f"results   {out}")
-    return 0
 
 
-def print_header(
-    started: datetime.datetime, host: dict, settings: dict, args: argparse.Namespace
-) -> None:
-    print(f"wx-session-service benchmark, {started:%Y-%m-%d %H:%M} UTC, commit {git_commit()}")
+def print_machine_and_load(host: dict, settings: dict, args: argparse.Namespace) -> None:
+    """The header's machine and load lines."""
     print(
         f"machine   {host['cpus']} CPUs ({host['cpu_model']}), shared by everything below; "
         f"load average at start {' '.join(map(str, host['loadavg_at_start']))}"
@@ -271,6 +295,13 @@ def print_header(
         f"load      {settings['load_generator']}: -t{args.threads} -c{args.connections}, "
         f"{args.seconds:g} s per measurement, keep-alive, loopback"
     )
+
+
+def print_header(
+    started: datetime.datetime, host: dict, settings: dict, args: argparse.Namespace
+) -> None:
+    print(f"wx-session-service benchmark, {started:%Y-%m-%d %H:%M} UTC, commit {git_commit()}")
+    print_machine_and_load(host, settings, args)
     print(
         f"server    gunicorn -c gunicorn.conf.py: {settings['gunicorn']}, access log on, "
         f"LOG_LEVEL {settings['log_level']} (service and floors alike)"

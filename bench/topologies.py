@@ -48,7 +48,17 @@ from bench.harness import (
     worker_pids,
 )
 from bench.loadgen import Load, Result, pick
-from bench.run import FIRST_GUESS_RPS, git_commit, redis_version, spread, summarize
+from bench.run import (
+    FIRST_GUESS_RPS,
+    git_commit,
+    load_settings,
+    print_machine_and_load,
+    redis_version,
+    round_tail,
+    spread,
+    summarize,
+    write_results,
+)
 from dev.stack import Gunicorn
 from dev.topologies import ClusterTopology, SingleRedis, Topology, missing_tools
 
@@ -142,11 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             token, _ = stack.login(server.url)
             sides[name] = Side(name, topology, server, f"sid={token}")
         settings = {
-            "load_generator": generator.describe(),
-            "connections": args.connections,
-            "load_threads": args.threads,
-            "seconds": args.seconds,
-            "rounds": args.rounds,
+            **load_settings(generator, args),
             "gunicorn": f"{args.workers} workers x {gunicorn_threads(stack.env)} threads "
             "(gthread), the same for both",
             "log_level": config.load(stack.env)["LOG_LEVEL"],
@@ -175,10 +181,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"  round {r + 1}  {target:<6} {name:<8} {result.rps:7.0f} req/s  "
                     f"p50 {result.p50_ms:6.1f} ms  p99 {result.p99_ms:6.1f} ms  "
                     f"workers {result.cpu_us:5.0f} µs/req  "
-                    f"redis {result.redis_cpu_us:4.0f} µs/req"
-                    + (f"  errors {result.errors}" if result.failed else "")
-                    + (f"  feed exhausted {result.exhausted}" if result.exhausted else "")
-                    + f"  (load average {result.loadavg})",
+                    f"redis {result.redis_cpu_us:4.0f} µs/req" + round_tail(result),
                     flush=True,
                 )
         keyspace = {name: keys_per_node(side.topology) for name, side in sides.items()}
@@ -186,13 +189,12 @@ def main(argv: list[str] | None = None) -> int:
     report = build_report(rounds, args.rounds)
     report["keys_per_node"] = keyspace
     print_report(report)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    document = {
-        "started": started.isoformat(timespec="seconds"),
-        "commit": git_commit(),
-        "machine": host,
-        "settings": settings,
-        "rounds": {
+    write_results(
+        out,
+        started,
+        host,
+        settings,
+        rounds={
             t: {
                 s: [{**x.as_dict(), "redis_cpu_us": x.redis_cpu_us} for x in rs]
                 for s, rs in per.items()
@@ -200,9 +202,7 @@ def main(argv: list[str] | None = None) -> int:
             for t, per in rounds.items()
         },
         **report,
-    }
-    out.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
-    print(f"results   {out}")
+    )
     return 0
 
 
@@ -250,14 +250,7 @@ def print_header(
         f"wx-session-service on Redis topologies, {started:%Y-%m-%d %H:%M} UTC, "
         f"commit {git_commit()}"
     )
-    print(
-        f"machine   {host['cpus']} CPUs ({host['cpu_model']}), shared by everything below; "
-        f"load average at start {' '.join(map(str, host['loadavg_at_start']))}"
-    )
-    print(
-        f"load      {settings['load_generator']}: -t{args.threads} -c{args.connections}, "
-        f"{args.seconds:g} s per measurement, keep-alive, loopback"
-    )
+    print_machine_and_load(host, settings, args)
     print(f"server    gunicorn -c gunicorn.conf.py: {settings['gunicorn']}, access log on")
     print(
         f"redis     redis-server {settings['redis_server']}: single = {settings['single']}; "

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from functools import partial
 from typing import Any
 
 import pytest
@@ -36,6 +38,7 @@ from services.stores.models import Base
 from support.apps import base_config, migrate_database
 from support.constants import APPID, SECRET
 from support.openapi import RESPONSES
+from support.servers import Server, launched
 from support.watch import SecretWatch, WatchedClient, WatchedControl
 from wechat_emulator import EmulatorServer
 
@@ -159,6 +162,21 @@ def database_url(
     drop_schema(url)
     migrate_database(url, redis_url)
     return url
+
+
+@pytest.fixture(scope="session")
+def launch(
+    tmp_path_factory: pytest.TempPathFactory,
+    redis_url: str,
+    database_url: str,
+    emulator_server: EmulatorServer,
+    handed_out: set[str],
+) -> Callable[..., AbstractContextManager[Server]]:
+    """`with launch(**settings) as server`: the service under gunicorn on this
+    session's Redis, database and emulator (support/servers.py `launched`)."""
+    return partial(
+        launched, tmp_path_factory, redis_url, database_url, emulator_server.url, handed_out
+    )
 
 
 def drop_schema(url: str) -> None:

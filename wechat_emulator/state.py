@@ -742,6 +742,16 @@ class EmulatorState:
         self._current_token[(appid, family)] = token
         return token
 
+    def _checked_post(
+        self, access_token: str | None, method: str, raw_body: bytes
+    ) -> tuple[AccessToken, Mapping[str, Any]]:
+        """The token and JSON body of a POST-only endpoint, or the matching
+        errcode (43002 for another method). Lock must be held."""
+        token = self._check_token(access_token)
+        if method != "POST":
+            raise WeChatError(43002)
+        return token, _post_body(raw_body)
+
     def _check_token(self, access_token: str | None) -> AccessToken:
         """Lock must be held. Returns the token or raises the matching errcode."""
         if not access_token:
@@ -1017,10 +1027,7 @@ class EmulatorState:
     ) -> dict[str, Any]:
         """POST /wxa/msg_sec_check: v2 when version is 2, v1 (87014) when it is absent."""
         with self._lock:
-            token = self._check_token(access_token)
-            if method != "POST":
-                raise WeChatError(43002)
-            body = _post_body(raw_body)
+            token, body = self._checked_post(access_token, method, raw_body)
             content = body.get("content")
             version = body.get("version")
             if not isinstance(content, str):
@@ -1062,10 +1069,7 @@ class EmulatorState:
     ) -> dict[str, Any]:
         """POST /wxa/media_check_async: answers at once; the verdict is pushed later."""
         with self._lock:
-            token = self._check_token(access_token)
-            if method != "POST":
-                raise WeChatError(43002)
-            body = _post_body(raw_body)
+            token, body = self._checked_post(access_token, method, raw_body)
             media_url = body.get("media_url")
             if not isinstance(media_url, str) or not media_url:
                 raise WeChatError(47001)
@@ -1273,24 +1277,28 @@ class EmulatorState:
             self._pushes[record.id] = record
             return record.id
 
+    def _current_push(self, generation: int, push_id: int) -> PushRecord | None:
+        """The delivery, unless a reset came since it started. Lock must be held."""
+        return self._pushes.get(push_id) if generation == self._generation else None
+
     def push_sent(self, generation: int, push_id: int, request: Outgoing) -> int | None:
         with self._lock:
-            record = self._pushes.get(push_id)
-            if generation != self._generation or record is None:
+            record = self._current_push(generation, push_id)
+            if record is None:
                 return None
             record.attempts.append(Attempt(request, self._now()))
             return len(record.attempts) - 1
 
     def push_answered(self, generation: int, push_id: int, index: int, answer: Answer) -> None:
         with self._lock:
-            record = self._pushes.get(push_id)
-            if generation == self._generation and record is not None:
+            record = self._current_push(generation, push_id)
+            if record is not None:
                 record.attempts[index].answer = answer
 
     def close_push(self, generation: int, push_id: int, accepted: bool) -> dict[str, Any] | None:
         with self._lock:
-            record = self._pushes.get(push_id)
-            if generation != self._generation or record is None:
+            record = self._current_push(generation, push_id)
+            if record is None:
                 return None
             record.status = "accepted" if accepted else "failed"
             self._changed.notify_all()

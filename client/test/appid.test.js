@@ -2,24 +2,14 @@
 // X-WX-AppId: every call carries the mini program's appid (from
 // wx.getAccountInfoSync, read once, or the appId option), or none at all.
 
-const { test, before, after } = require('node:test');
+const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const createSession = require('../wx-session');
-const { startStack } = require('./stack');
+const { useStack } = require('./stack');
 const { writePng } = require('./images');
-const { DEFAULT_APPID, createWx, endSession, leaks } = require('./wx');
+const { DEFAULT_APPID, createWx, endSession } = require('./wx');
 
-let stack;
-
-before(async () => {
-  stack = await startStack();
-});
-
-after(async () => {
-  if (!stack) return;
-  await stack.stop();
-  assert.deepEqual(leaks(stack.output()), [], 'a secret appeared in a response or in the logs');
-});
+const stack = useStack();
 
 const appHeaders = (record) => Object.keys(record.header).filter((name) => name.toLowerCase() === 'x-wx-appid');
 

@@ -4,36 +4,28 @@
 // the emulator, whose verdict `make run`'s dev/run.py has it push to the
 // service, and refresh() to learn the outcome.
 
-const { test, before, after } = require('node:test');
+const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 
 const createSession = require('../wx-session');
-const { startStack } = require('./stack');
+const { useStack } = require('./stack');
 const { writePng } = require('./images');
 const {
-  createWx, endSession, setRules, clearRules, addFault, mediaChecksDone, holdMediaChecks, leaks,
+  createWx, endSession, setRules, clearRules, addFault, mediaChecksDone, holdMediaChecks,
 } = require('./wx');
 
 const { ServiceError } = createSession;
 
-let stack;
 let images;
 
-before(async () => {
-  stack = await startStack();
+const stack = useStack({}, async () => {
   images = fs.mkdtempSync(path.join(stack.dir, 'images-'));
   // WeChat's verdicts wait until a test releases them (mediaChecksDone with
   // release): otherwise a quick verdict may beat the upload's answer, which
   // then already tells the outcome instead of "pending".
   await holdMediaChecks(stack, true);
-});
-
-after(async () => {
-  if (!stack) return;
-  await stack.stop();
-  assert.deepEqual(leaks(stack.output()), [], 'a secret appeared in a response or in the logs');
 });
 
 let colours = 0;

@@ -1,26 +1,16 @@
 'use strict';
 // bindInfo / bindPhone against the real service, including session_key rotation (409).
 
-const { test, before, after } = require('node:test');
+const { test } = require('node:test');
 const assert = require('node:assert/strict');
 
 const createSession = require('../wx-session');
-const { startStack } = require('./stack');
-const { createWx, configureEmulator, emulatorCalls, leaks } = require('./wx');
+const { useStack } = require('./stack');
+const { createWx, configureEmulator, emulatorCalls } = require('./wx');
 
 const { ServiceError } = createSession;
 
-let stack;
-
-before(async () => {
-  stack = await startStack();
-});
-
-after(async () => {
-  if (!stack) return;
-  await stack.stop();
-  assert.deepEqual(leaks(stack.output()), [], 'a secret appeared in a response or in the logs');
-});
+const stack = useStack();
 
 async function loggedIn(options = {}) {
   const wx = createWx(stack, { cookieMode: options.cookieMode });

@@ -1,25 +1,15 @@
 'use strict';
 // Cookie expiry against the real service: sessions of 3 seconds.
 
-const { test, before, after } = require('node:test');
+const { test } = require('node:test');
 const assert = require('node:assert/strict');
 
 const createSession = require('../wx-session');
-const { startStack } = require('./stack');
-const { createWx, leaks } = require('./wx');
+const { useStack } = require('./stack');
+const { createWx } = require('./wx');
 
 const TTL = 3;
-let stack;
-
-before(async () => {
-  stack = await startStack({ env: { SESSION_TTL: String(TTL), SESSION_RENEW_INTERVAL: '1' } });
-});
-
-after(async () => {
-  if (!stack) return;
-  await stack.stop();
-  assert.deepEqual(leaks(stack.output()), [], 'a secret appeared in a response or in the logs');
-});
+const stack = useStack({ env: { SESSION_TTL: String(TTL), SESSION_RENEW_INTERVAL: '1' } });
 
 const header = (record, name) => {
   const key = Object.keys(record.header).find((k) => k.toLowerCase() === name);

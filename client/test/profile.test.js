@@ -3,26 +3,16 @@
 // WeChat's text check in the emulator), refresh() and deleteAccount(), against
 // the real service.
 
-const { test, before, after } = require('node:test');
+const { test } = require('node:test');
 const assert = require('node:assert/strict');
 
 const createSession = require('../wx-session');
-const { startStack, freePorts } = require('./stack');
-const { createWx, endSession, setRules, clearRules, addFault, emulatorCalls, leaks } = require('./wx');
+const { useStack, freePorts } = require('./stack');
+const { createWx, endSession, setRules, clearRules, addFault, emulatorCalls } = require('./wx');
 
 const { ServiceError } = createSession;
 
-let stack;
-
-before(async () => {
-  stack = await startStack();
-});
-
-after(async () => {
-  if (!stack) return;
-  await stack.stop();
-  assert.deepEqual(leaks(stack.output()), [], 'a secret appeared in a response or in the logs');
-});
+const stack = useStack();
 
 async function loggedIn(session = {}) {
   const wx = createWx(stack);

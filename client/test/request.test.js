@@ -3,26 +3,16 @@
 // (promise.task, promise.abort()), against the real service through the
 // simulated wx, plus a wx that returns no task (old base libraries).
 
-const { test, before, after } = require('node:test');
+const { test } = require('node:test');
 const assert = require('node:assert/strict');
 
 const createSession = require('../wx-session');
-const { startStack } = require('./stack');
-const { createWx, endSession, leaks } = require('./wx');
+const { useStack } = require('./stack');
+const { createWx, endSession } = require('./wx');
 
 const { ServiceError } = createSession;
 
-let stack;
-
-before(async () => {
-  stack = await startStack();
-});
-
-after(async () => {
-  if (!stack) return;
-  await stack.stop();
-  assert.deepEqual(leaks(stack.output()), [], 'a secret appeared in a response or in the logs');
-});
+const stack = useStack();
 
 function device(session = {}) {
   const wx = createWx(stack);

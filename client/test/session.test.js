@@ -1,28 +1,18 @@
 'use strict';
 // wx-session.js against the real service (gunicorn, two workers) and the WeChat emulator.
 
-const { test, before, after } = require('node:test');
+const { test } = require('node:test');
 const assert = require('node:assert/strict');
 
 const createSession = require('../wx-session');
-const { startStack, freePorts } = require('./stack');
-const { COOKIE_MODES, createWx, emulatorCalls, endSession, leaks } = require('./wx');
+const { useStack, freePorts } = require('./stack');
+const { COOKIE_MODES, createWx, emulatorCalls, endSession } = require('./wx');
 
 const { ServiceError } = createSession;
 
-let stack;
-
-before(async () => {
-  // LOGIN_DEDUP_WINDOW=0: two logins of one user make two sessions, so that
-  // logout({all: true}) can be seen ending more than the caller's own.
-  stack = await startStack({ env: { LOGIN_DEDUP_WINDOW: '0' } });
-});
-
-after(async () => {
-  if (!stack) return;
-  await stack.stop();
-  assert.deepEqual(leaks(stack.output()), [], 'a secret appeared in a response or in the logs');
-});
+// LOGIN_DEDUP_WINDOW=0: two logins of one user make two sessions, so that
+// logout({all: true}) can be seen ending more than the caller's own.
+const stack = useStack({ env: { LOGIN_DEDUP_WINDOW: '0' } });
 
 function device(options = {}) {
   const wx = createWx(stack, { cookieMode: options.cookieMode });

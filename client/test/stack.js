@@ -145,4 +145,29 @@ function readLog(file) {
   }
 }
 
-module.exports = { startStack, freePorts, ROOT };
+/**
+ * The stack a test file shares: started (with `options`) before its first
+ * test, then `ready(stack)` runs; stopped after its last test, when no
+ * secret may have appeared in a response or in the log. Returns the object
+ * the started stack's fields are copied onto (empty until then).
+ */
+function useStack(options = {}, ready = async () => {}) {
+  const { before, after } = require('node:test');
+  const assert = require('node:assert/strict');
+  const { leaks } = require('./wx');
+  const stack = {};
+  let started = false;
+  before(async () => {
+    Object.assign(stack, await startStack(options));
+    started = true;
+    await ready(stack);
+  });
+  after(async () => {
+    if (!started) return;
+    await stack.stop();
+    assert.deepEqual(leaks(stack.output()), [], 'a secret appeared in a response or in the logs');
+  });
+  return stack;
+}
+
+module.exports = { startStack, useStack, freePorts, ROOT };

@@ -12,8 +12,7 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service as DriverService
 
-from support.servers import Server, gunicorn, instance_env
-from wechat_emulator import EmulatorServer
+from support.servers import Server
 
 CHROMIUM = shutil.which("chromium")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -34,14 +33,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def service(
-    tmp_path_factory: pytest.TempPathFactory,
-    redis_url: str,
-    database_url: str,
-    emulator_server: EmulatorServer,
-) -> Iterator[Server]:
-    env = instance_env(redis_url, database_url, emulator_server.url)
-    with gunicorn(env, tmp_path_factory.mktemp("gunicorn") / "gunicorn.log", workers=1) as server:
+def service(launch) -> Iterator[Server]:
+    with launch(workers=1, logins=False) as server:
         yield server
 
 

@@ -36,9 +36,8 @@ def ctl(server: EmulatorServer) -> Iterator[EmulatorControl]:
 
 @pytest.fixture
 def wx(server: EmulatorServer, ctl: EmulatorControl) -> Iterator[WeChat]:
-    client = WeChat(server.url)
-    yield client
-    client.http.close()
+    with WeChat(server.url) as client:
+        yield client
 
 
 @pytest.fixture
@@ -57,6 +56,5 @@ def receiver() -> Iterator[PushReceiver]:
 
 @pytest.fixture
 def cs(server: EmulatorServer, ctl: EmulatorControl) -> Iterator[ContentChecks]:
-    client = ContentChecks(server.url)
-    yield client
-    client.http.close()
+    with ContentChecks(server.url) as client:
+        yield client

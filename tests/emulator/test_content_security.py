@@ -20,9 +20,12 @@ from support.emulator import (
     TIMEOUT,
     ContentChecks,
     PushReceiver,
+    app_of,
     assert_error,
     errcode,
+    event_envelope,
     receiver_decrypt,
+    refused,
     sha1_signature,
     xml_to_dict,
 )
@@ -300,9 +303,7 @@ def test_text_calls_logged_and_slashes_escaped(ctl: EmulatorControl, cs: Content
     ],
 )
 def test_bad_rules_rejected(ctl: EmulatorControl, rules: dict[str, Any]) -> None:
-    with pytest.raises(EmulatorControlError) as info:
-        ctl._call("POST", "rules", rules)
-    assert info.value.status == 400
+    assert refused(lambda: ctl._call("POST", "rules", rules)) == 400
 
 
 def test_rules_sections_replace_and_clear(ctl: EmulatorControl) -> None:
@@ -409,14 +410,10 @@ def test_media_verdict_is_pushed(
     assert check["status"] == "done"
     assert check["sha256"] == hashlib.sha256(PNG).hexdigest()
     assert check["size"] == len(PNG)
-    app = next(a for a in ctl.apps() if a["appid"] == APPID)
+    app = app_of(ctl)
     event = check["event"]
     assert event == {
-        "ToUserName": app["username"],
-        "FromUserName": event["FromUserName"],
-        "CreateTime": event["CreateTime"],
-        "MsgType": "event",
-        "Event": "wxa_media_check",
+        **event_envelope(ctl, event, "wxa_media_check"),
         "appid": APPID,
         "trace_id": trace_id,
         "version": 2,
@@ -512,9 +509,7 @@ def test_media_hold_and_release(
     second = cs.media_check(token, media_body(openid, url))["trace_id"]
     assert [c["status"] for c in ctl.media_checks()] == ["held", "held"]
 
-    with pytest.raises(EmulatorControlError) as info:
-        ctl.wait_media_checks()
-    assert info.value.status == 409
+    assert refused(lambda: ctl.wait_media_checks()) == 409
     assert receiver.pushes() == []  # nothing was fetched or sent while held
     assert not [r for r in receiver.received if r.path.startswith("/media/")]
 
@@ -527,12 +522,8 @@ def test_media_hold_and_release(
     assert [c["trace_id"] for c in checks] == [first, second]
     assert all(c["status"] == "done" for c in checks)
     assert len(receiver.pushes()) == 2
-    with pytest.raises(EmulatorControlError) as info:
-        ctl.release_media_checks(first)
-    assert info.value.status == 409
-    with pytest.raises(EmulatorControlError) as info:
-        ctl.release_media_checks("no-such-trace")
-    assert info.value.status == 404
+    assert refused(lambda: ctl.release_media_checks(first)) == 409
+    assert refused(lambda: ctl.release_media_checks("no-such-trace")) == 404
 
 
 def test_media_delay(ctl: EmulatorControl, cs: ContentChecks, receiver: PushReceiver) -> None:
@@ -557,9 +548,7 @@ def test_media_wait_times_out(
     ctl.media_settings(delay=5)
     openid = ctl.login()["openid"]
     cs.media_check(cs.token(), media_body(openid, receiver.add_media("a.png", PNG)))
-    with pytest.raises(EmulatorControlError) as info:
-        ctl.wait_media_checks(timeout=0.2)
-    assert info.value.status == 504
+    assert refused(lambda: ctl.wait_media_checks(timeout=0.2)) == 504
     ctl.reset()  # the pending check is dropped and its worker wakes up
 
 

@@ -13,6 +13,7 @@ from support.rawhttp import Answer, Connection, chunked, request_bytes
 pytestmark = pytest.mark.gunicorn
 
 HOST = ("Host", "127.0.0.1")
+CHUNKED_JSON = [HOST, ("Content-Type", "application/json"), ("Transfer-Encoding", "chunked")]
 
 
 def exchange(url: str, data: bytes, *, half_close: bool = False) -> list[Answer]:
@@ -66,7 +67,7 @@ def test_a_broken_chunked_body_is_400_invalid_body(fuzz_service, chunks):
         request_bytes(
             "POST",
             "/oauth/logout",
-            [HOST, ("Content-Type", "application/json"), ("Transfer-Encoding", "chunked")],
+            CHUNKED_JSON,
             chunks,
         ),
     )
@@ -78,40 +79,27 @@ def test_a_broken_chunked_body_is_400_invalid_body(fuzz_service, chunks):
 # -- a chunked body over the 64 KB limit ---------------------------------------------
 
 
+def chunked_login(server, control, extra: int, half_close: bool = False) -> list[Answer]:
+    """A login with a fresh code whose JSON body, padded with spaces to 64 KiB
+    and `extra` bytes more, is sent in 8 KiB chunks."""
+    code = control.login()["code"]
+    body = b'{"code": "%s"}' % code.encode()
+    body += b" " * (64 * 1024 - len(body) + extra)
+    request = request_bytes("POST", "/oauth/login", CHUNKED_JSON, chunked(body, [8192] * 20))
+    return exchange(server.url, request, half_close=half_close)
+
+
 @pytest.mark.parametrize("extra", [1, 200_000])
 def test_a_chunked_body_over_the_limit_is_413(fuzz_service, control, extra):
     """Was: the first 64 KB were read and parsed as the whole body, so a valid
     object padded past the limit logged in (200)."""
-    code = control.login()["code"]
-    body = b'{"code": "%s"}' % code.encode()
-    body += b" " * (64 * 1024 - len(body) + extra)
-    answers = exchange(
-        fuzz_service.url,
-        request_bytes(
-            "POST",
-            "/oauth/login",
-            [HOST, ("Content-Type", "application/json"), ("Transfer-Encoding", "chunked")],
-            chunked(body, [8192] * 20),
-        ),
-        half_close=True,
-    )
+    answers = chunked_login(fuzz_service, control, extra, half_close=True)
     assert answers[0].status == 413
     assert error_of(answers[0]) == "payload_too_large"
 
 
 def test_a_chunked_body_of_exactly_the_limit_is_read(fuzz_service, control):
-    code = control.login()["code"]
-    body = b'{"code": "%s"}' % code.encode()
-    body += b" " * (64 * 1024 - len(body))
-    answers = exchange(
-        fuzz_service.url,
-        request_bytes(
-            "POST",
-            "/oauth/login",
-            [HOST, ("Content-Type", "application/json"), ("Transfer-Encoding", "chunked")],
-            chunked(body, [8192] * 20),
-        ),
-    )
+    answers = chunked_login(fuzz_service, control, 0)
     assert answers[0].status == 200, answers[0].text()
 
 

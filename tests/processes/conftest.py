@@ -7,33 +7,18 @@ from collections.abc import Iterator
 
 import pytest
 
-from support.servers import Server, gunicorn_instance
-from wechat_emulator import EmulatorServer
+from support.servers import Server
 
 
 @pytest.fixture(scope="session")
-def service(
-    tmp_path_factory: pytest.TempPathFactory,
-    redis_url: str,
-    database_url: str,
-    emulator_server: EmulatorServer,
-    handed_out: set[str],
-) -> Iterator[Server]:
+def service(launch) -> Iterator[Server]:
     """The service under gunicorn (2 workers), shared by the tests that need it."""
-    yield from gunicorn_instance(
-        tmp_path_factory, redis_url, database_url, emulator_server.url, handed_out
-    )
+    with launch() as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
-def second_service(
-    tmp_path_factory: pytest.TempPathFactory,
-    redis_url: str,
-    database_url: str,
-    emulator_server: EmulatorServer,
-    handed_out: set[str],
-) -> Iterator[Server]:
+def second_service(launch) -> Iterator[Server]:
     """Another instance (2 workers) on the same Redis and database."""
-    yield from gunicorn_instance(
-        tmp_path_factory, redis_url, database_url, emulator_server.url, handed_out
-    )
+    with launch() as server:
+        yield server

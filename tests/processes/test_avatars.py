@@ -18,7 +18,7 @@ from PIL import Image
 from dev.waiting import wait_until
 from support.apps import bearer
 from support.constants import PUSH_TOKEN
-from support.servers import Server, gunicorn, instance_env
+from support.servers import Server
 
 pytestmark = pytest.mark.gunicorn
 
@@ -105,20 +105,13 @@ def test_a_risky_avatar_never_becomes_the_avatar_and_its_file_goes(pushing, memb
 
 
 @pytest.fixture(scope="module")
-def unreachable(tmp_path_factory, redis_url, database_url, emulator_server, handed_out):
+def unreachable(launch):
     """An instance whose avatars WeChat cannot download (AVATAR_BASE_URL points
     nowhere), and whose verdicts expire after a second."""
-    env = instance_env(
-        redis_url,
-        database_url,
-        emulator_server.url,
-        AVATAR_BASE_URL="http://127.0.0.1:9/cdn",
-        AVATAR_REVIEW_TIMEOUT="1",
-    )
-    log = tmp_path_factory.mktemp("unreachable") / "gunicorn.log"
-    with gunicorn(env, log) as server:
+    with launch(
+        logins=False, AVATAR_BASE_URL="http://127.0.0.1:9/cdn", AVATAR_REVIEW_TIMEOUT="1"
+    ) as server:
         yield server
-    assert not [secret for secret in handed_out if secret in server.log_text()]
 
 
 def logged_in(server: Server, wechat, watch) -> str:

@@ -18,7 +18,7 @@ import requests
 
 from dev.waiting import wait_until
 from support.metrics import METRICS_TOKEN, SCRAPE, samples, value
-from support.servers import Server, gunicorn_instance
+from support.servers import Server
 
 pytestmark = pytest.mark.gunicorn
 
@@ -36,32 +36,16 @@ def metrics_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def metered(
-    tmp_path_factory, redis_url, database_url, emulator_server, handed_out, metrics_dir
-) -> Iterator[Server]:
-    yield from gunicorn_instance(
-        tmp_path_factory,
-        redis_url,
-        database_url,
-        emulator_server.url,
-        handed_out,
-        METRICS_TOKEN=METRICS_TOKEN,
-        PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
-    )
+def metered(launch, metrics_dir) -> Iterator[Server]:
+    with launch(METRICS_TOKEN=METRICS_TOKEN, PROMETHEUS_MULTIPROC_DIR=str(metrics_dir)) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
-def json_logged(tmp_path_factory, redis_url, database_url, emulator_server, handed_out):
+def json_logged(launch) -> Iterator[Server]:
     """Another instance, logging JSON, with the directory the service makes itself."""
-    yield from gunicorn_instance(
-        tmp_path_factory,
-        redis_url,
-        database_url,
-        emulator_server.url,
-        handed_out,
-        METRICS_TOKEN=METRICS_TOKEN,
-        LOG_FORMAT="json",
-    )
+    with launch(METRICS_TOKEN=METRICS_TOKEN, LOG_FORMAT="json") as server:
+        yield server
 
 
 def scrape(server: Server) -> tuple[dict, int]:

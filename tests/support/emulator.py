@@ -10,16 +10,18 @@ import re
 import threading
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
 import requests
 from Crypto.Cipher import AES
 
 from support.constants import ROOT
-from wechat_emulator import DEFAULT_APPID, DEFAULT_SECRET
+from wechat_emulator import DEFAULT_APPID, DEFAULT_SECRET, EmulatorControlError
 from wechat_emulator.crypto import session_signature
 
 APPID = DEFAULT_APPID
@@ -45,12 +47,43 @@ DOC_RAW_SESSION_KEY = "HyVFkGl5F5OQWJZZaNzBBg=="
 DOC_RAW_SIGNATURE = "75e81ceda165f4ffa64f4068af58c64b8f54b88c"
 
 
+def app_of(ctl: Any, appid: str = APPID) -> dict[str, Any]:
+    """The control API's listing of one app."""
+    return next(a for a in ctl.apps() if a["appid"] == appid)
+
+
+def event_envelope(ctl: Any, event: dict[str, Any], name: str) -> dict[str, Any]:
+    """What every event pushed for the default app carries: to the app's
+    username, from the platform's push service, at its time, `Event: name`."""
+    return {
+        "ToUserName": app_of(ctl)["username"],
+        "FromUserName": event["FromUserName"],
+        "CreateTime": event["CreateTime"],
+        "MsgType": "event",
+        "Event": name,
+    }
+
+
+def refused(call: Callable[..., object], *args: Any, **kwargs: Any) -> int:
+    """The HTTP status with which the control API refuses `call(*args, **kwargs)`;
+    it must refuse."""
+    with pytest.raises(EmulatorControlError) as info:
+        call(*args, **kwargs)
+    return info.value.status
+
+
 class WeChat:
     """Client for the WeChat-side endpoints (what the service under test would call)."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.http = requests.Session()
+
+    def __enter__(self) -> WeChat:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.http.close()
 
     def get(self, path: str, **params: Any) -> requests.Response:
         return self.http.get(self.url + path, params=params, timeout=TIMEOUT)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -36,12 +36,11 @@ from services.stores.redis import Keys
 from support.apps import base_config, bearer, identity_of, migrate_database
 from support.counting import writes
 from support.load import HttpLoad, LoadReport
-from support.servers import Server, gunicorn_instance
+from support.servers import UNLIMITED_LOGINS, Server, launched
 from wechat_emulator import EmulatorServer
 
 PREFIX = Keys("wx:")
 # The load comes from one address: the per-address login limit is not under test.
-UNLIMITED = {"LOGIN_RATE_LIMIT": "1000000/minute", "LOGIN_RATE_LIMIT_OPENID": "1000000/minute"}
 # What a client may see while Redis fails over: the answer, or a 503 to retry.
 RETRYABLE = {"session_store_unavailable"}
 # A failover must be over within this long, from the first failed request
@@ -79,17 +78,12 @@ def deployment(
 
 
 @pytest.fixture
-def config_overrides() -> dict[str, Any]:
-    return {}
-
-
-@pytest.fixture
 def app(
     deployment: str,
     sqlite_url: str,
     emulator_server: EmulatorServer,
     wechat: Any,
-    config_overrides: dict[str, Any],
+    config_overrides: dict[str, Any],  # tests/conftest.py's, overridden per module
 ) -> Iterator[Flask]:
     app = create_app({**base_config(sqlite_url, deployment, emulator_server.url),
                       **config_overrides})  # fmt: skip
@@ -222,9 +216,9 @@ def two_instances(
     with ExitStack() as stack:
         yield [
             stack.enter_context(
-                contextmanager(gunicorn_instance)(
+                launched(
                     tmp_path_factory, redis_url, database_url, emulator.url, handed_out,
-                    **UNLIMITED,
+                    **UNLIMITED_LOGINS,
                 )
             )
             for _ in range(2)
@@ -270,6 +264,18 @@ class Traffic:
         token = self.tokens[i % len(self.tokens)]
         return http.get(f"{url}/user/info", headers=bearer(token), timeout=10)
 
+    def through(
+        self, trouble: Callable[[], object], what: str, timeout: float = 10.0
+    ) -> LoadReport:
+        """Runs the load; once it flows, `trouble()`. When that returns, waits
+        for 40 more answers (`what`), stops the load and returns its report."""
+        with HttpLoad(self.request) as load:
+            wait_until(lambda: len(load.report.answers) > 50, what="the load to run")
+            trouble()
+            over = time.monotonic()
+            wait_until(lambda: load.report.successes_since(over) >= 40, timeout=timeout, what=what)
+        return load.report
+
     def sessions_all_work(self) -> bool:
         return all(
             requests.get(f"{server.url}/user/info", headers=bearer(token), timeout=10).status_code
@@ -308,14 +314,13 @@ def test_sentinel_primary_sigkilled_under_load(
     traffic = Traffic(servers, wechat)
     primary = fresh_sentinel.primary()
     replicated(primary, fresh_sentinel.replica())
-    with HttpLoad(traffic.request) as load:
-        wait_until(lambda: len(load.report.answers) > 50, what="the load to run")
+
+    def trouble() -> None:
         primary.kill()
         fresh_sentinel.wait_for_new_primary(primary)
-        recovered = time.monotonic()
-        wait_until(lambda: load.report.successes_since(recovered) >= 40, timeout=30,
-                   what="answers after the failover")  # fmt: skip
-    check_report(load.report, watch, "Sentinel primary SIGKILLed", record)
+
+    report = traffic.through(trouble, "answers after the failover", timeout=30)
+    check_report(report, watch, "Sentinel primary SIGKILLed", record)
     wait_until(traffic.sessions_all_work, timeout=5, what="every session to answer")
 
 
@@ -325,8 +330,8 @@ def test_cluster_graceful_failover_and_slot_migration_under_load(
     servers = service_on(cluster.url())
     traffic = Traffic(servers, wechat)
     slot = key_slot(PREFIX.session(traffic.tokens[0]))
-    with HttpLoad(traffic.request) as load:
-        wait_until(lambda: len(load.report.answers) > 50, what="the load to run")
+
+    def trouble() -> None:
         cluster.graceful_failover(cluster.primary_for_slot(slot))
         cluster.wait_ok()  # every node agrees who the primaries are before slots move
         # Move the first session's slot, and a few around it, to another primary.
@@ -336,10 +341,10 @@ def test_cluster_graceful_failover_and_slot_migration_under_load(
             n for n in cluster.live() if n is not source and cluster.node_id(n) in primaries
         )
         cluster.move_slots(range(slot, slot + 5), target, batch=1)
-        moved = time.monotonic()
-        wait_until(lambda: load.report.successes_since(moved) >= 40, what="more answers")
-    check_report(load.report, watch, "Cluster graceful failover, then 5 slots moved", record)
-    assert not load.report.failures  # nothing is lost and nobody waits: no 503 at all
+
+    report = traffic.through(trouble, "more answers")
+    check_report(report, watch, "Cluster graceful failover, then 5 slots moved", record)
+    assert not report.failures  # nothing is lost and nobody waits: no 503 at all
     wait_until(traffic.sessions_all_work, timeout=5, what="every session to answer")
 
 
@@ -352,13 +357,10 @@ def test_cluster_primary_sigkilled_under_load(
         primary = cluster.primary_for_slot(key_slot(PREFIX.session(traffic.tokens[0])))
         replica = cluster.replica_of(primary)
         replicated(primary, replica)
-        with HttpLoad(traffic.request) as load:
-            wait_until(lambda: len(load.report.answers) > 50, what="the load to run")
-            cluster.kill_primary(primary)
-            promoted = time.monotonic()
-            wait_until(lambda: load.report.successes_since(promoted) >= 40, timeout=30,
-                       what="answers after the failover")  # fmt: skip
-        check_report(load.report, watch, "Cluster primary SIGKILLed", record)
+        report = traffic.through(
+            lambda: cluster.kill_primary(primary), "answers after the failover", timeout=30
+        )
+        check_report(report, watch, "Cluster primary SIGKILLed", record)
         wait_until(traffic.sessions_all_work, timeout=5, what="every session to answer")
 
 
@@ -374,19 +376,20 @@ def test_a_stalled_then_restarted_redis_under_load(
     restart without persistence loses the sessions: 401, log in again."""
     servers = service_on(single.url())
     traffic = Traffic(servers, wechat)
-    with HttpLoad(traffic.request) as load:
-        wait_until(lambda: len(load.report.answers) > 50, what="the load to run")
+    health: list[int] = []
+
+    def trouble() -> None:
         single.node.pause()
         stalled = time.monotonic()
-        health = [requests.get(f"{s.url}/healthz", timeout=5).status_code for s in servers * 5]
+        health.extend(requests.get(f"{s.url}/healthz", timeout=5).status_code for s in servers * 5)
         wait_until(lambda: time.monotonic() - stalled > 3, what="three seconds of stall")
         single.node.resume()
-        resumed = time.monotonic()
-        wait_until(lambda: load.report.successes_since(resumed) >= 40, what="answers again")
+
+    report = traffic.through(trouble, "answers again")
     assert health == [200] * 10
-    check_report(load.report, watch, "Redis SIGSTOPped for 3 s", record)
+    check_report(report, watch, "Redis SIGSTOPped for 3 s", record)
     # One REDIS_TIMEOUT (0.5 s), whatever the request does with Redis.
-    assert load.report.slowest < 1.2
+    assert report.slowest < 1.2
     wait_until(traffic.sessions_all_work, timeout=5, what="every session to answer")
     for server in servers:
         log = server.log_text()
