@@ -4,14 +4,14 @@ every operation, stateful links from login onwards, every check."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from support.constants import PUSH_TOKEN
-from support.servers import Server, gunicorn_instance
+from support.servers import UNLIMITED_LOGINS, Server
 from wechat_emulator import EmulatorControl, EmulatorServer
 
 METRICS_TOKEN = "contract-metrics-token-0123456789"
@@ -24,28 +24,14 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 
 @pytest.fixture(scope="session")
-def contract_service(
-    tmp_path_factory: pytest.TempPathFactory,
-    redis_url: str,
-    database_url: str,
-    emulator_server: EmulatorServer,
-    handed_out: set[str],
-) -> Iterator[Server]:
+def contract_service(launch: Callable[..., Any], database_url: str) -> Iterator[Server]:
     """The service as deployed, except that thousands of logins come from one
-    address (the per-client and per-user login limits are opened up); WeChat
-    pushes content-check verdicts to it, as `make run` sets up."""
+    address (the login limits are lifted); WeChat pushes content-check
+    verdicts to it, as `make run` sets up."""
     if not database_url.startswith("sqlite"):
         pytest.skip("the contract is checked once, on SQLite (the fuzz tier covers each database)")
-    yield from gunicorn_instance(
-        tmp_path_factory,
-        redis_url,
-        database_url,
-        emulator_server.url,
-        handed_out,
-        LOGIN_RATE_LIMIT="1000000/minute",
-        LOGIN_RATE_LIMIT_OPENID="1000000/minute",
-        METRICS_TOKEN=METRICS_TOKEN,
-    )
+    with launch(tracebacks=False, METRICS_TOKEN=METRICS_TOKEN, **UNLIMITED_LOGINS) as server:
+        yield server
 
 
 @pytest.fixture
