@@ -123,8 +123,11 @@ def post_worker_init(worker):
 
 
 def _write_json_error(sock, status_int, reason, mesg):
-    """gunicorn.util.write_error, with the service's JSON error shape."""
+    """gunicorn.util.write_error, with the service's JSON error shape and,
+    as every answer has, an X-Request-ID that a log line carries too (these
+    requests never reach the application or the access log)."""
     import json
+    import logging
 
     from gunicorn import util
 
@@ -133,12 +136,21 @@ def _write_json_error(sock, status_int, reason, mesg):
     kind = errors.BadRequest if status_int < 500 else errors.ServiceError
     message = f"{kind.message[:-1]}: {mesg[:200]}" if mesg else kind.message
     body = json.dumps({"code": kind.code, "error": kind.slug, "message": message}).encode()
+    request_id = os.urandom(16).hex()
+    logging.getLogger("wx.request").info(
+        "gunicorn answered %s %s: %s",
+        status_int,
+        reason,
+        message,
+        extra={"request_id": request_id, "status": status_int},
+    )
     head = (
         f"HTTP/1.1 {status_int} {reason}\r\n"
         "Connection: close\r\n"
         "Content-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n"
         "Cache-Control: no-store\r\n"
+        f"X-Request-ID: {request_id}\r\n"
         "\r\n"
     )
     util.write_nonblock(sock, head.encode("latin-1") + body)

@@ -4,9 +4,11 @@ showed each, sent over real HTTP to gunicorn, with the answer it must get."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
+from dev.waiting import wait_until
 from support.fuzzing import ERRORS
 from support.rawhttp import Answer, Connection, chunked, request_bytes
 
@@ -169,6 +171,14 @@ def test_gunicorns_own_errors_are_json(fuzz_service, data, status):
     assert error_of(answer) == "bad_request"
     assert answer.header("Cache-Control") == "no-store"
     assert not answer.keeps_alive
+    # Findable in the log by its id, like any other answer.
+    request_id = answer.header("X-Request-ID")
+    assert request_id and re.fullmatch(r"[0-9a-f]{32}", request_id)
+    wait_until(
+        lambda: f"request_id={request_id}" in fuzz_service.log_text(),
+        timeout=5,
+        what="the refusal's log line",
+    )
 
 
 @pytest.mark.parametrize("coding", ["x-custom", "chunked;q=1", "", "*"])
