@@ -166,21 +166,29 @@ class TrackingCache:
     def reserve(self, key: str) -> object | None:
         """Before reading `key` from Redis: a placeholder that an invalidation
         of the key (or a flush) removes."""
-        if not self._healthy:
-            return None
-        if len(self._entries) >= self.max_entries:
-            self._entries.pop(next(iter(self._entries)), None)  # the oldest
-        marker = object()
-        self._entries[key] = marker
-        return marker
+        # Under the lock like every invalidation: with real threads (gthread)
+        # a check and the write after it must not straddle one.
+        with self._lock:
+            if not self._healthy:
+                return None
+            if len(self._entries) >= self.max_entries:
+                self._entries.pop(next(iter(self._entries)), None)  # the oldest
+            marker = object()
+            self._entries[key] = marker
+            return marker
 
     def store(self, key: str, marker: object | None, data: dict[str, str], deadline: float) -> None:
         """Keep what Redis answered, unless the key changed since reserve()."""
-        if marker is not None and data and self._entries.get(key) is marker:
-            self._entries[key] = _Entry(data, deadline)
-            self.stats.stored += 1
-        elif marker is not None and self._entries.get(key) is marker:
-            del self._entries[key]
+        if marker is None:
+            return
+        with self._lock:
+            if self._entries.get(key) is not marker:
+                return
+            if data:
+                self._entries[key] = _Entry(data, deadline)
+                self.stats.stored += 1
+            else:
+                del self._entries[key]
 
     def snapshot(self) -> dict[str, Any]:
         s = self.stats
@@ -338,6 +346,7 @@ def create_tracking_app(settings: dict[str, Any] | None = None) -> Flask:
             pipe.hgetall(key)
             pipe.pttl(key)
             data, pttl = pipe.execute()
+            keep = data
             if data and 0 <= pttl < renew_below_ms:
                 # As SessionStore.load: slide the expiry; the write invalidates
                 # this entry in every worker, so nothing is kept from this read.
@@ -345,9 +354,9 @@ def create_tracking_app(settings: dict[str, Any] | None = None) -> Flask:
                     keys=[key, keys.identity(int(data["iid"]), "sessions")],
                     args=[ttl, int(time.time()), token],
                 )
-                marker = None
+                keep = {}
             deadline = sent + pttl / 1000 if pttl >= 0 else math.inf
-            cache.store(key, marker, data, deadline)
+            cache.store(key, marker, keep, deadline)
         if not data:
             response = jsonify({"code": 2001, "error": "unauthorized"})
             response.status_code = 401

@@ -127,9 +127,21 @@ class Reader:
         self.conn.close()
 
 
+def on_a(server: Server, method: str, path: str, **kwargs: Any) -> Any:
+    """A call to the service as its clients make it: a 503 (Redis slower than
+    REDIS_TIMEOUT on this shared machine, then the worker's fail-fast second)
+    is retried after its Retry-After, a few times."""
+    for _ in range(5):
+        response, _ = server.call(method, path, **kwargs)
+        if response.status_code != 503:
+            return response
+        time.sleep(float(response.headers.get("Retry-After", "1")))
+    return response
+
+
 def login(server: Server, wechat: Any) -> str:
-    response, _ = server.call("POST", "/oauth/login", json={"code": wechat.login()["code"]})
-    assert response.status_code == 200, response.status_code
+    response = on_a(server, "POST", "/oauth/login", json={"code": wechat.login()["code"]})
+    assert response.status_code == 200, (response.status_code, response.json().get("error"))
     return response.json()["data"]["token"]
 
 
@@ -258,8 +270,8 @@ def test_a_logout_on_a_is_a_401_on_bs_next_request_under_load(
             token = login(a, wechat)
             reader = readers[i % len(readers)]
             outcome["cached before the logout"] += reader.warm(token)
-            response, _ = a.call("POST", "/oauth/logout", headers=bearer(token))
-            assert response.status_code == 200
+            response = on_a(a, "POST", "/oauth/logout", headers=bearer(token))
+            assert response.status_code in (200, 401)  # 401: a retry after it had ended
             status, _, _ = reader.get(token)
             outcome["stale" if status == 200 else "401"] += 1
         for reader in readers:
@@ -279,8 +291,8 @@ def test_a_profile_change_and_a_deletion_on_a_show_on_bs_next_request(
         for i in range(PROFILE_TRIALS):
             assert reader.warm(token)
             name = f"改名{i}🐱"
-            response, _ = a.call(
-                "PUT", "/user/profile", headers=bearer(token), json={"nickName": name}
+            response = on_a(
+                a, "PUT", "/user/profile", headers=bearer(token), json={"nickName": name}
             )
             assert response.status_code == 200, response.text
             status, _, body = reader.get(token)
@@ -289,8 +301,8 @@ def test_a_profile_change_and_a_deletion_on_a_show_on_bs_next_request(
         for _ in range(DELETION_TRIALS):
             token = login(a, wechat)
             assert reader.warm(token)
-            response, _ = a.call("DELETE", "/user", headers=bearer(token))
-            assert response.status_code == 200
+            response = on_a(a, "DELETE", "/user", headers=bearer(token))
+            assert response.status_code in (200, 401)  # 401: a retry after it was done
             status, _, _ = reader.get(token)
             outcome["stale after deletion" if status == 200 else "401 after deletion"] += 1
         reader.close()
