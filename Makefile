@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint browser bench bench-workers bench-profile bench-memory bench-topologies venv clean
+.PHONY: run test lint browser bench bench-workers bench-profile bench-memory bench-topologies bench-tracking venv clean
 
 run: $(STAMP)
 	$(BIN)/python -m dev.run
@@ -50,6 +50,9 @@ bench-memory: $(STAMP)
 
 bench-topologies: $(STAMP)
 	$(BIN)/python -m bench.topologies
+
+bench-tracking: $(STAMP)
+	$(BIN)/python -m bench.tracking
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

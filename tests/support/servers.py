@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -99,16 +99,18 @@ def launched(
     workers: int = 2,
     logins: bool = True,
     tracebacks: bool = True,
+    args: Iterable[str] = (),
     **settings: str,
 ) -> Iterator[Server]:
     """The one launcher of every tier: a gunicorn instance on the test's Redis,
     database and emulator (`settings` added to its environment). Once it stops,
     its whole log is checked for every secret the emulator handed out during
     the session; with `logins` the log must show a login (it really was
-    captured), and with `tracebacks=False` it must hold no traceback."""
+    captured), and with `tracebacks=False` it must hold no traceback. `args`
+    go to gunicorn before the app (another app, as the benchmarks' floors)."""
     env = instance_env(redis_url, database_url, emulator_url, **settings)
     log = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
-    with running_gunicorn(env, log, workers=workers) as started:
+    with running_gunicorn(env, log, workers=workers, args=args) as started:
         server = Server(started)
         yield server
     text = server.log_text()
