@@ -434,7 +434,14 @@ RATIOS = (
 def main(argv: list[str] | None = None) -> int:
     from bench.harness import cpu_seconds, load_arguments, machine, start_stack, worker_pids
     from bench.loadgen import Load, pick
-    from bench.run import git_commit, redis_version, spread, summarize, worker_model
+    from bench.run import (
+        git_commit,
+        redis_version,
+        spread,
+        summarize,
+        worker_model,
+        write_results,
+    )
     from dev.topologies import SingleRedis
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -564,19 +571,16 @@ def main(argv: list[str] | None = None) -> int:
             f"CPU {spread(r['from_cpu'], lambda x: f'{x:.2f}')}"
         )
     print(f"caches    {caches}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    document = {
-        "started": started.isoformat(timespec="seconds"),
-        "commit": git_commit(),
-        "machine": host,
-        "redis": version,
-        "rounds": {name: [x.as_dict() for x in results] for name, results in rounds.items()},
-        "targets": targets,
-        "ratios": ratios,
-        "caches": caches,
-    }
-    out.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
-    print(f"results   {out}")
+    write_results(
+        out,
+        started,
+        host,
+        {"redis": version},
+        rounds={name: [x.as_dict() for x in results] for name, results in rounds.items()},
+        targets=targets,
+        ratios=ratios,
+        caches=caches,
+    )
     return 0
 
 
