@@ -142,6 +142,32 @@ def pytest_report_header(config: pytest.Config) -> str:
     return databases_line()
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "sqlite_only: what it tests does not depend on the database: run on SQLite alone",
+    )
+    config.addinivalue_line(
+        "markers", "every_database: overrides sqlite_only for one test (it reaches the database)"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect the other backends' runs of `sqlite_only` tests."""
+    dropped = [
+        item
+        for item in items
+        if item.get_closest_marker("sqlite_only") is not None
+        and item.get_closest_marker("every_database") is None
+        and getattr(item, "callspec", None) is not None
+        and item.callspec.params.get("database_url", "sqlite") != "sqlite"
+    ]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        gone = set(dropped)
+        items[:] = [item for item in items if item not in gone]
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     terminalreporter.write_line(databases_line())
     if RESPONSES.checked:

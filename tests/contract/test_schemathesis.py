@@ -29,7 +29,7 @@ HERE = Path(__file__).parent
 SEED = "20261121"
 GENERATED = re.compile(r"(\d+) generated, (.*)")
 
-pytestmark = pytest.mark.gunicorn
+pytestmark = [pytest.mark.gunicorn, pytest.mark.sqlite_only]
 
 
 def schemathesis(service: Server, emulator: EmulatorServer, issued: Path, metrics: str) -> str:

@@ -4,9 +4,9 @@ What a request may be and what every answer must satisfy are in
 support/fuzzing.py; the Hypothesis profiles too (`ci` by default,
 `HYPOTHESIS_PROFILE=explore` for new examples).
 
-Only what reaches the database depends on it: tests marked `every_database`
-(binding decrypted data) run on every configured backend, the others on
-SQLite alone, which keeps the tier's time flat however many backends CI has.
+Only what reaches the database depends on it: the tier is `sqlite_only`
+except tests marked `every_database` (binding decrypted data), which keeps
+its time flat however many backends CI has.
 """
 
 from __future__ import annotations
@@ -29,35 +29,12 @@ FUZZED: dict[str, int] = {}  # test id -> requests sent
 OUTCOMES: Counter[str] = Counter()  # first answers, by status and slug
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "every_database: a fuzz test that runs on every configured database"
-    )
-
-
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if FUZZED:
         terminalreporter.write_line(
             f"fuzz: {sum(FUZZED.values())} requests in {len(FUZZED)} tests; answers: "
             + ", ".join(f"{name} x{count}" for name, count in OUTCOMES.most_common())
         )
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Deselect this tier's tests for the other backends unless marked."""
-    here = Path(__file__).parent
-    dropped = [
-        item
-        for item in items
-        if here in item.path.parents
-        and getattr(item, "callspec", None) is not None
-        and item.callspec.params.get("database_url", "sqlite") != "sqlite"
-        and item.get_closest_marker("every_database") is None
-    ]
-    if dropped:
-        config.hook.pytest_deselected(items=dropped)
-        gone = set(dropped)
-        items[:] = [item for item in items if item not in gone]
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ from dev.waiting import wait_until
 from support.fuzzing import ERRORS
 from support.rawhttp import Answer, Connection, chunked, request_bytes
 
-pytestmark = pytest.mark.gunicorn
+pytestmark = [pytest.mark.gunicorn, pytest.mark.sqlite_only]
 
 HOST = ("Host", "127.0.0.1")
 CHUNKED_JSON = [HOST, ("Content-Type", "application/json"), ("Transfer-Encoding", "chunked")]

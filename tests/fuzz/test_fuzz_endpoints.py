@@ -23,7 +23,7 @@ from support.fuzzing import (
     requests,
 )
 
-pytestmark = pytest.mark.gunicorn
+pytestmark = [pytest.mark.gunicorn, pytest.mark.sqlite_only]
 
 by_endpoint = pytest.mark.parametrize("endpoint", ENDPOINTS, ids=str)
 

@@ -22,7 +22,7 @@ from support.fuzzing import (
     sealed_bodies,
 )
 
-pytestmark = pytest.mark.gunicorn
+pytestmark = [pytest.mark.gunicorn, pytest.mark.sqlite_only]
 
 BINDS = {
     "/user/bindinfo": (PROFILE_FIELDS, True),  # rawData and signature too

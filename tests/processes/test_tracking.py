@@ -38,6 +38,7 @@ from support.servers import UNLIMITED_LOGINS, Server, launched
 
 pytestmark = [
     pytest.mark.gunicorn,
+    pytest.mark.sqlite_only,
     pytest.mark.skipif(not shutil.which("redis-server"), reason="needs the machine's redis-server"),
 ]
 
@@ -66,9 +67,7 @@ LOAD_PROCESSES = 2  # each with 4 keep-alive connections
 
 
 @pytest.fixture(scope="module")
-def tracking_redis(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Iterator[str]:
-    if not database_url.startswith("sqlite"):
-        pytest.skip("a Redis matter: run once, on SQLite")
+def tracking_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with SingleRedis(tmp_path_factory.mktemp("tracking-redis")) as node:
         version = redis.Redis.from_url(node.url()).info("server")["redis_version"]
         if int(version.split(".")[0]) < 6:
