@@ -10,7 +10,6 @@ registry.
 
 from __future__ import annotations
 
-import bisect
 import os
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -98,67 +97,19 @@ class PrometheusTelemetry(Telemetry):
 # Per-request path: the labelled children, looked up once per label set
 # (labels() takes a lock and builds a key each time). Routes, methods and
 # statuses are few, so this stays small.
-_http_children: dict[tuple[str, str, int], HttpChildren] = {}
+_http_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
 
 def http_request(route: str, method: str, status: int, seconds: float) -> None:
     children = _http_children.get((route, method, status))
     if children is None:
-        children = HttpChildren(route, method, status)
+        children = (
+            HTTP_REQUESTS.labels(route, method, str(status)),
+            HTTP_LATENCY.labels(route, method),
+        )
         _http_children[(route, method, status)] = children
-    children.observe(seconds)
-
-
-class HttpChildren:
-    """One request's three writes (the count, the latency's sum and its
-    bucket) for one label set, made cheaply.
-
-    prometheus_client's own path takes a lock, checks the pid and writes the
-    mmap file once per value, behind the metric's argument checks: about a
-    fifth of the hooks' cost. Under gevent's monkey-patching nothing else can
-    run between two Python statements that do not do I/O, so the three values
-    are written straight into the worker's file: the same numbers at the same
-    places, without the lock. With real threads (gthread, the tests) or after
-    a fork the library's own path is taken."""
-
-    def __init__(self, route: str, method: str, status: int) -> None:
-        latency = HTTP_LATENCY.labels(route, method)
-        self.count = HTTP_REQUESTS.labels(route, method, str(status))._value
-        self.sum = latency._sum
-        self.buckets = latency._buckets
-        self.bounds = latency._upper_bounds  # ascending, the last one +Inf
-        self.pid = os.getpid() if _DIRECT_WRITES and _mmapped(self.count, self.sum) else None
-
-    def observe(self, seconds: float) -> None:
-        bucket = self.buckets[bisect.bisect_left(self.bounds, seconds)]
-        if self.pid is not None and self.pid == os.getpid():
-            for value, amount in ((self.count, 1.0), (self.sum, seconds), (bucket, 1.0)):
-                value._value += amount
-                value._file.write_value(value._key, value._value, 0.0)
-            return
-        self.count.inc(1.0)
-        self.sum.inc(seconds)
-        bucket.inc(1.0)
-
-
-def _cooperative() -> bool:
-    """Whether threading is gevent's (gunicorn.conf.py patches before any import)."""
-    try:
-        from gevent import monkey
-    except ImportError:
-        return False
-    return bool(monkey.is_module_patched("threading"))
-
-
-def _mmapped(*values: Any) -> bool:
-    """prometheus_client's multiprocess values (MmapedValue), as pinned."""
-    return all(
-        getattr(v, "_multiprocess", False) and hasattr(v, "_file") and hasattr(v, "_key")
-        for v in values
-    )
-
-
-_DIRECT_WRITES = _cooperative()
+    children[0].inc()
+    children[1].observe(seconds)
 
 
 def count_database_errors(engine: Engine) -> None:
