@@ -10,6 +10,8 @@ chooses its storage (memory, or gunicorn's multiprocess files) at import:
 
     single      prometheus_client in memory (tests, one process)
     multiproc   the files gunicorn's workers write (PROMETHEUS_MULTIPROC_DIR)
+    gevent      multiproc, in a process gevent has monkey-patched, as
+                gunicorn's gevent workers are (the metrics' direct writes)
     json        multiproc, plus LOG_FORMAT=json's end-of-request line (to /dev/null)
 
 Rounds alternate between the two apps; the fastest round of each is kept.
@@ -25,10 +27,14 @@ import sys
 import tempfile
 import time
 
-MODES = ("single", "multiproc", "json")
+MODES = ("single", "multiproc", "gevent", "json")
 
 
 def measure(mode: str, requests: int, rounds: int) -> dict[str, float]:
+    if mode == "gevent":  # first, as gunicorn.conf.py does
+        from gevent import monkey
+
+        monkey.patch_all()
 
     from flask import Flask, jsonify
 

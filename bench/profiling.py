@@ -1,15 +1,19 @@
-"""Where /user/info's time goes. `.venv/bin/python -m bench.profiling`
+"""Where /user/info's time goes (or, with --target login, POST /oauth/login's).
+`.venv/bin/python -m bench.profiling [--target login]`
 
 Starts the service and the floors with the service's gunicorn settings, then:
 
 1. CPU per request: wrk drives GET /user/info, the session floor's GET
-   /floor/session and the framework floor for --seconds each, interleaved,
+   /floor/session and the framework floor (with --target login: POST
+   /oauth/login and the login floor's POST /floor/login, each request with a
+   fresh code of a new user) for --seconds each, interleaved,
    --repeat times (the median is kept), and the
    workers' CPU time (user+system, from /proc through psutil) is divided by
    the requests served. The difference between the service and the session
-   floor is what the service adds on top of the unavoidable Redis read.
+   floor is what the service adds on top of the unavoidable Redis read (or
+   WeChat exchange and SQL upsert).
 2. A profile: py-spy samples every worker (only samples holding the GIL:
-   Python work, not waiting) while wrk drives /user/info again. Each sample
+   Python work, not waiting) while wrk drives the service's route again. Each sample
    is attributed to the first matching rule below (in priority order, looked
    for anywhere in the stack), so each category is "time spent in or under
    this part". With the CPU per request from step 1, each share becomes
@@ -31,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +48,9 @@ from bench.run import git_commit
 # match anywhere in a sample's stack takes the sample)
 RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Redis round trip (redis-py: build, send, wait, parse)", ("/redis/",)),
+    # Login only (--target login).
+    ("SQL (SQLAlchemy and the driver)", ("/sqlalchemy/", "/sqlite3/", "/psycopg/", "/pymysql/")),
+    ("WeChat's HTTP call (requests, urllib3)", ("/requests/", "/urllib3/")),
     (
         "the view's ok(): jsonify, JSON encoding, Response",
         ("/blueprints/__init__.py", "/flask/json/"),
@@ -61,10 +69,16 @@ RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
 OTHER = "other (stdlib: threading, selectors, socket, ...)"
 
 
-def cpu_per_request(generator: Any, url: str, pids: list[int], load: Load, seconds: float) -> dict:
-    generator.run(url, load, connections=8, threads=2, seconds=2)  # warm-up
+# Fresh login codes per run: enough that none is sent twice (a replay is cheap).
+LOGINS_PER_SECOND = 1500
+
+
+def cpu_per_request(
+    generator: Any, url: str, pids: list[int], load: Callable[[float], Load], seconds: float
+) -> dict:
+    generator.run(url, load(2), connections=8, threads=2, seconds=2)  # warm-up
     before = cpu_seconds(pids)
-    result = generator.run(url, load, connections=32, threads=2, seconds=seconds)
+    result = generator.run(url, load(seconds), connections=32, threads=2, seconds=seconds)
     used = cpu_seconds(pids) - before
     return {
         "requests": result.requests,
@@ -111,6 +125,7 @@ def _short(frame: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--target", choices=("info", "login"), default="info")
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--repeat", type=int, default=3, help="interleaved CPU runs")
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
@@ -136,16 +151,34 @@ def main(argv: list[str] | None = None) -> int:
             floors = stack.start("floors", app=FLOORS_APP)
             token, _ = stack.login(service.url)
             cookie = f"sid={token}"
-            info = Load("GET", "/user/info", cookie=cookie)
-            targets = {
-                "info": (service.url, worker_pids(service), info),
-                "session floor": (
-                    floors.url, worker_pids(floors), Load("GET", "/floor/session", cookie=cookie)
-                ),
-                "framework floor": (
-                    floors.url, worker_pids(floors), Load("GET", "/floor/framework", cookie=cookie)
-                ),
-            }  # fmt: skip
+
+            def constant(method: str, path: str) -> Callable[[float], Load]:
+                return lambda _seconds: Load(method, path, cookie=cookie)
+
+            def logins(path: str) -> Callable[[float], Load]:
+                def load(seconds: float) -> Load:
+                    codes = stack.codes(int(seconds * LOGINS_PER_SECOND))
+                    return Load("POST", path, feed=[("", json.dumps({"code": c})) for c in codes])
+
+                return load
+
+            if args.target == "login":
+                main = "login"
+                targets = {
+                    "login": (service.url, worker_pids(service), logins("/oauth/login")),
+                    "login floor": (floors.url, worker_pids(floors), logins("/floor/login")),
+                }
+            else:
+                main = "info"
+                targets = {
+                    "info": (service.url, worker_pids(service), constant("GET", "/user/info")),
+                    "session floor": (
+                        floors.url, worker_pids(floors), constant("GET", "/floor/session")
+                    ),
+                    "framework floor": (
+                        floors.url, worker_pids(floors), constant("GET", "/floor/framework")
+                    ),
+                }  # fmt: skip
             runs: dict[str, list[dict]] = {name: [] for name in targets}
             for _ in range(args.repeat):  # interleaved
                 for name, (url, pids, load) in targets.items():
@@ -170,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"at {c['rps_runs']} req/s)"
                 )
 
-            # py-spy on every worker while wrk drives /user/info.
+            # py-spy on every worker while wrk drives the service's route.
             spies = []
             for pid in worker_pids(service):
                 target = Path(tmp, f"pyspy-{pid}.txt")
@@ -190,7 +223,11 @@ def main(argv: list[str] | None = None) -> int:
                 )
             time.sleep(0.5)
             profiled = generator.run(
-                service.url, info, connections=32, threads=2, seconds=args.seconds
+                service.url,
+                targets[main][2](args.seconds),
+                connections=32,
+                threads=2,
+                seconds=args.seconds,
             )
             raw = ""
             for target, spy in spies:
@@ -203,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
 
     (out_dir / f"{stem}.pyspy.txt").write_text(raw)
     categories, self_time, total = categorize(raw)
-    per_request = cpu["info"]["cpu_us_per_request"]
+    per_request = cpu[main]["cpu_us_per_request"]
     document["profiled_run"] = {"rps": round(profiled.rps), "p50_ms": profiled.p50_ms}
     document["samples"] = total
     document["categories"] = [
@@ -219,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     print()
     print(
-        f"py-spy: {total} GIL-holding samples from the workers during GET /user/info "
+        f"py-spy: {total} GIL-holding samples from the workers during {main} "
         f"({round(profiled.rps)} req/s while sampled); µs = share × {per_request} µs CPU/request"
     )
     for row in document["categories"]:

@@ -5,8 +5,9 @@ RequestIds (WSGI middleware, outermost) gives every request an id before
 anything else runs, so that every log line of the request carries it (the
 session is loaded before Flask's before_request hooks) and the timer starts
 first; the answer carries it back as X-Request-ID, and gunicorn's access log
-line prints it from there. An incoming X-Request-ID is kept only behind
-trusted proxies (TRUSTED_PROXIES), and only if it looks like an id.
+line prints it from there. It also counts the answer (route, method, final
+status, latency) as its head is written. An incoming X-Request-ID is kept
+only behind trusted proxies (TRUSTED_PROXIES), and only if it looks like an id.
 """
 
 from __future__ import annotations
@@ -45,21 +46,40 @@ class RequestIds:
         self.trust_incoming = trust_incoming
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        environ[STARTED] = time.perf_counter()
+        started = environ[STARTED] = time.perf_counter()
         incoming = environ.get(ENVIRON_HEADER) if self.trust_incoming else None
         request_id = incoming if incoming and VALID_ID.fullmatch(incoming) else os.urandom(16).hex()
         # Downstream (Flask, gunicorn's access log) sees the id actually used.
         environ[ENVIRON_HEADER] = request_id
-        reset = REQUEST.set(RequestInfo(request_id, environ.get("REQUEST_METHOD", "")))
+        info = RequestInfo(request_id, environ.get("REQUEST_METHOD", ""))
+        reset = REQUEST.set(info)
+        answered: list[Any] = []  # (route, status, seconds) once the head is ready
 
         def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             headers.append((HEADER, request_id))
+            # Counted here, while the request is still Flask's: the answer's
+            # final status, after every after_request and error handler.
+            answered[:] = (_route(environ, info), int(status[:3]), time.perf_counter() - started)
             return start_response(status, headers, exc_info)
 
         try:
             return self.app(environ, start)
         finally:
             REQUEST.reset(reset)
+            if answered:
+                route, status, seconds = answered
+                method = environ.get("REQUEST_METHOD", "GET").upper()  # as werkzeug's
+                metrics.http_request(route, method, status, seconds)
+
+
+def _route(environ: dict[str, Any], info: RequestInfo) -> str:
+    """The URL rule of the request, or UNMATCHED: route_known's, or (a request
+    that failed before the before_request hooks ran) the rule werkzeug's
+    request object matched, if any."""
+    if info.route is not None:
+        return info.route
+    rule = getattr(environ.get("werkzeug.request"), "url_rule", None)
+    return rule.rule if rule is not None else UNMATCHED
 
 
 def identified(account_id: int) -> None:
@@ -74,20 +94,6 @@ def route_known() -> None:
     info = REQUEST.get()
     if info is not None and request.url_rule is not None:
         info.route = request.url_rule.rule
-
-
-def counted(response: Response) -> Response:
-    """after_request: count the request."""
-    current = request._get_current_object()  # one proxy lookup, not four
-    rule = current.url_rule
-    started = current.environ.get(STARTED)
-    metrics.http_request(
-        rule.rule if rule is not None else UNMATCHED,
-        current.method,
-        response.status_code,
-        time.perf_counter() - started if started is not None else 0.0,
-    )
-    return response
 
 
 def logged(response: Response) -> Response:
@@ -128,8 +134,6 @@ def init_app(app: Flask) -> None:
     trusted = app.config["TRUSTED_PROXIES"] > 0
     app.wsgi_app = RequestIds(app.wsgi_app, trust_incoming=trusted)  # type: ignore[method-assign]
     app.before_request(route_known)
-    # after_request functions run last-registered first: the count comes last.
-    app.after_request(counted)
     if app.config["LOG_FORMAT"] == "json":
         app.after_request(logged)
     app.register_blueprint(bp)

@@ -22,7 +22,7 @@ from services.stores.accounts import AccountStore
 from services.stores.avatars import SqlAvatarStorage
 from services.stores.login_codes import LoginCodeLedger
 from services.stores.push_guard import PushGuard
-from services.stores.rate_limits import RateLimit
+from services.stores.rate_limits import RateLimit, Windows
 from services.stores.redis import Keys
 from services.stores.session_keys import CheckSessionCache, SessionKeyRing
 from services.stores.sessions import SessionStore
@@ -125,11 +125,9 @@ def build_graph(
                 scope="login/client",
                 message="Too many logins from this address; wait before trying again.",
             ),
-            openid_limit=RateLimit(
-                limits,
+            openid_limit=Windows.parse(
                 config["LOGIN_RATE_LIMIT_OPENID"],
-                scope="login/openid",
-                message="Too many logins for this WeChat user; wait before trying again.",
+                "Too many logins for this WeChat user; wait before trying again.",
             ),
             wechat_limit=wechat_limit,
             publisher=publisher,

@@ -280,18 +280,26 @@ def _log_in(db: Session, appid: str, openid: str, unionid: str | None) -> Logged
     # No lock to look: a row that is not there yet would be locked as a gap,
     # and concurrent first logins would deadlock; the unique constraints
     # settle that race instead (the loser retries and finds the winner's row).
-    identity = db.scalar(select(Identity).where(Identity.appid == appid, Identity.openid == openid))
-    if identity is None:
+    # The identity and its account in one statement: a returning user's
+    # login reads nothing else.
+    found = db.execute(
+        select(Identity, Account)
+        .join(Account, Account.id == Identity.account_id)
+        .where(Identity.appid == appid, Identity.openid == openid)
+    ).first()
+    if found is None:
         account = _account_for(db, unionid)
         identity = Identity(account_id=account.id, appid=appid, openid=openid, unionid=unionid)
         db.add(identity)
         db.flush()  # a concurrent first login of this identity fails here
         return LoggedIn(_identity(identity), _account(account))
+    identity, account = found
     if not unionid or identity.unionid == unionid:
-        return LoggedIn(_identity(identity), _account(db.get(Account, identity.account_id)))
-    # A new unionid: the rows it touches are locked, existing ones only.
+        return LoggedIn(_identity(identity), _account(account))
+    # A new unionid: the rows it touches are locked, existing ones only, and
+    # read again under the lock.
     db.refresh(identity, with_for_update=True)
-    account = db.get(Account, identity.account_id, with_for_update=True)
+    account = db.get(Account, identity.account_id, with_for_update=True, populate_existing=True)
     merged: tuple[int, ...] = ()
     orphans: tuple[str, ...] = ()
     if identity.unionid != unionid:

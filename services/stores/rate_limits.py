@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
+from dataclasses import dataclass
 
 from limits import parse_many
 from limits.storage import Storage
@@ -39,3 +40,27 @@ class RateLimit:
         raise errors.RateLimited(
             self.message, retry_after=max(1, math.ceil(reset_at - time.time()))
         )
+
+
+@dataclass(frozen=True)
+class Windows:
+    """Moving windows that a store's own Lua script counts, next to the other
+    writes of the same login (SessionStore.issue): the per-user login limit,
+    kept in the identity's hash slot, costs no round trip of its own. The
+    algorithm is the `limits` library's moving window: one list of hit
+    times, newest first; a hit is refused while the `amount`-th newest is
+    younger than the window."""
+
+    pairs: tuple[tuple[int, int], ...]  # (amount, seconds)
+    message: str
+
+    @classmethod
+    def parse(cls, limits: str, message: str) -> Windows:
+        return cls(tuple((i.amount, i.get_expiry()) for i in parse_many(limits)), message)
+
+    def argument(self) -> str:
+        """What the script reads: `amount:seconds` pairs, comma separated."""
+        return ",".join(f"{amount}:{seconds}" for amount, seconds in self.pairs)
+
+    def refused(self, wait_seconds: float) -> errors.RateLimited:
+        return errors.RateLimited(self.message, retry_after=max(1, math.ceil(wait_seconds)))

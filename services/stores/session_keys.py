@@ -27,6 +27,18 @@ class RecentKey:
     age: float
 
 
+@dataclass(frozen=True)
+class RingEntry:
+    """A session_key ready to be recorded by a script that writes the
+    identity's other keys at the same time (SessionStore.issue: one slot,
+    one round trip), as record() would."""
+
+    sealed: str = field(repr=False)
+    seen_at: float
+    history: int
+    ttl: int
+
+
 class SessionKeyRing:
     def __init__(
         self,
@@ -54,6 +66,14 @@ class SessionKeyRing:
             pipe.zremrangebyrank(key, 0, -(self.history + 1))
             pipe.expire(key, self.ttl)
             pipe.execute()
+
+    def entry(self, session_key: str) -> RingEntry:
+        return RingEntry(
+            sealed=self.sealer.seal(session_key),
+            seen_at=self.clock(),
+            history=self.history,
+            ttl=self.ttl,
+        )
 
     def recent(self, identity_id: int) -> list[RecentKey]:
         """Newest first. Entries sealed under another SECRET_KEY are skipped."""

@@ -21,7 +21,9 @@ import redis
 
 from services import errors
 from services.crypto.tokens import TokenMinter
+from services.stores.rate_limits import Windows
 from services.stores.redis import Keys, guard, identity_tag, load_script
+from services.stores.session_keys import RingEntry
 
 # Long enough for any login that read an account before its deletion to
 # reach the issue script (gunicorn's request timeout is 30 s).
@@ -90,28 +92,43 @@ class SessionStore:
         appid: str,
         profile: dict[str, Any],
         version: int,
+        session_key: RingEntry | None = None,
+        limit: Windows | None = None,
     ) -> IssuedSession:
         """A fresh session, or within the de-duplication window the identity's
-        newest one (so parallel logins of one user in one app share a token)."""
+        newest one (so parallel logins of one user in one app share a token).
+        In the same script: the login counted against `limit` (RateLimited
+        when over it, and nothing written) and `session_key` recorded in the
+        identity's ring (services/stores/session_keys.py)."""
         tag = identity_tag(identity_id)
+        now = self.clock()
         with guard(self.redis):
             token, *rest = self._issue(
-                keys=self._identity_keys(identity_id),
+                keys=[
+                    *self._identity_keys(identity_id),
+                    self.keys.identity(identity_id, "session_keys"),
+                    self.keys.identity(identity_id, "logins"),
+                ],
                 args=[
                     self.keys.session_prefix(tag),
                     self.tokens.mint(tag),
                     self.ttl,
                     self.dedup_window,
-                    int(self.clock()),
+                    int(now),
                     self.max_per_identity,
                     account_id,
                     version,
                     _dump(profile),
                     identity_id,
                     appid,
+                    *_ring_arguments(session_key),
+                    limit.argument() if limit else "",
+                    repr(now),
                 ],
             )
         if token is None:
+            if rest and limit is not None:
+                raise limit.refused(float(rest[0]))
             raise errors.AccountDeleted()
         return IssuedSession(token, account_id, self.ttl, reused=bool(rest[0]))
 
@@ -222,7 +239,10 @@ class SessionStore:
         with guard(self.redis):
             return int(
                 self._revoke_identity(
-                    keys=self._identity_keys(identity_id),
+                    keys=[
+                        *self._identity_keys(identity_id),
+                        self.keys.identity(identity_id, "logins"),
+                    ],
                     args=[self.keys.session_prefix(identity_tag(identity_id)), mark_ttl],
                 )
             )
@@ -232,6 +252,12 @@ class SessionStore:
             self.keys.identity(identity_id, what)
             for what in ("sessions", "login", "profile", "deleted")
         ]
+
+
+def _ring_arguments(entry: RingEntry | None) -> list[Any]:
+    if entry is None:
+        return ["", 0, 0, 0]
+    return [entry.sealed, repr(entry.seen_at), entry.history, entry.ttl]
 
 
 def _dump(profile: dict[str, Any]) -> str:

@@ -17,8 +17,8 @@ from services import errors
 from services.apps import App, Apps
 from services.stores.accounts import AccountRecord, AccountStore, LoggedIn
 from services.stores.login_codes import CodeState
-from services.stores.rate_limits import RateLimit
-from services.stores.session_keys import CheckSessionCache, SessionKeyRing
+from services.stores.rate_limits import RateLimit, Windows
+from services.stores.session_keys import CheckSessionCache, RingEntry, SessionKeyRing
 from services.stores.sessions import IssuedSession, SessionStore
 from services.telemetry import NO_TELEMETRY, Telemetry
 from services.usecases.profile import profile_changes
@@ -41,7 +41,7 @@ class LoginService:
         sessions: SessionStore,
         session_keys: SessionKeyRing,
         client_limit: RateLimit,
-        openid_limit: RateLimit,
+        openid_limit: Windows,
         wechat_limit: RateLimit,
         publisher: Publisher,
         checked: CheckSessionCache,
@@ -122,17 +122,24 @@ class LoginService:
 
     def _finish(self, app: App, code: str, exchanged: Exchanged) -> IssuedSession:
         """Everything after WeChat said yes. If it fails, the exchange is kept
-        so that the same code, posted again, can finish the login."""
+        so that the same code, posted again, can finish the login.
+
+        The per-user limit is counted by the session script, with the
+        session_key (one round trip): after the identity is read, so a
+        refused login has read its identity (and an official account's may
+        have filled in its profile from WeChat's), but no session is made
+        and no session_key kept."""
         try:
-            self.openid_limit.hit(app.appid, exchanged.openid)
             logged = self.accounts.log_in(app.appid, exchanged.openid, exchanged.unionid)
-            account = self._settle(logged, exchanged)
+            account, session_key = self._settle(logged, exchanged)
             issued = self.sessions.issue(
                 identity_id=logged.identity.id,
                 account_id=account.id,
                 appid=app.appid,
                 profile=account.profile,
                 version=account.profile_version,
+                session_key=session_key,
+                limit=self.openid_limit,
             )
         except Exception:
             app.login_codes.record_exchange(code, exchanged)
@@ -146,17 +153,20 @@ class LoginService:
         )
         return issued
 
-    def _settle(self, logged: LoggedIn, exchanged: Exchanged) -> AccountRecord:
-        """What the login brought besides who: a session_key, or an official
-        account's profile; and two accounts may have become one."""
+    def _settle(
+        self, logged: LoggedIn, exchanged: Exchanged
+    ) -> tuple[AccountRecord, RingEntry | None]:
+        """What the login brought besides who: a session_key (to record with
+        the session), or an official account's profile; and two accounts may
+        have become one."""
         self.publisher.merged(logged)
         account = logged.account
         if isinstance(exchanged, Code2Session):
-            self.session_keys.record(logged.identity.id, exchanged.session_key)
-        elif exchanged.profile and (changes := self._userinfo(exchanged, account)):
+            return account, self.session_keys.entry(exchanged.session_key)
+        if exchanged.profile and (changes := self._userinfo(exchanged, account)):
             account = self.accounts.update_profile(account.id, changes)
             self.publisher.publish(account)
-        return account
+        return account, None
 
     @staticmethod
     def _userinfo(exchanged: OAuthLogin, account: AccountRecord) -> dict:

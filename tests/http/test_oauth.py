@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -21,6 +22,7 @@ from services.stores.redis import Keys
 from services.wechat import hmac_sha256_hex
 from support.apps import TOKEN_PATTERN, base_config, bearer, cookie, identity_of, unknown_token
 from support.constants import APPID
+from support.counting import cost
 
 
 def login_with(client, code: str, **extra):
@@ -387,8 +389,9 @@ def test_a_login_that_failed_after_the_exchange_finishes_on_retry(client, wechat
     refused = login_with(client, code)
     assert (refused.status_code, refused.get_json()["error"]) == (429, "rate_limited")
     assert int(refused.headers["Retry-After"]) > 0
-    for key in redis_client.keys("wx:limits:*"):
-        redis_client.delete(key)  # the minute has passed
+    # The minute has passed: the per-user count lives with the identity's keys.
+    for key in redis_client.keys("wx:{*}:identity:*:logins"):
+        redis_client.delete(key)
     assert login_with(client, code).status_code == 200
     assert len(wechat.calls("jscode2session")) == 2
 
@@ -478,6 +481,53 @@ def test_logins_per_user_are_limited(client, wechat):
     ]
     assert statuses == [200, 200, 429]
     assert login_with(client, wechat.login()["code"]).status_code == 200  # someone else
+
+
+@pytest.mark.parametrize("config_overrides", [{"LOGIN_RATE_LIMIT_OPENID": "2/minute;3/hour"}])
+def test_every_window_of_the_per_user_limit_counts(client, wechat, redis_client):
+    """The per-user limit is counted by the session script: each window
+    holds, a refused login is not counted, keeps no session_key and makes no
+    session, and Retry-After is the wait until the window lets one through."""
+    openid = wechat.login()["openid"]
+    statuses = [
+        login_with(client, wechat.login(openid=openid)["code"]).status_code for _ in range(3)
+    ]
+    assert statuses == [200, 200, 429]
+    refused = login_with(client, wechat.login(openid=openid)["code"])
+    assert 55 <= int(refused.headers["Retry-After"]) <= 61  # the minute's window
+    (key,) = redis_client.keys("wx:{*}:identity:*:logins")
+    assert redis_client.llen(key) == 2  # refusals are not counted
+    ring = key.replace(":logins", ":session_keys")
+    assert redis_client.zcard(ring) == 1  # the same session_key twice: one entry
+    sessions = redis_client.zcard(key.replace(":logins", ":sessions"))
+    assert sessions == 1  # the two logins shared one session (de-duplication)
+    # Two minutes later the minute's window lets logins through, the hour's
+    # one more: the third login of the hour is the last.
+    for index in (0, 1):
+        redis_client.lset(key, index, repr(time.time() - 120))
+    statuses = [
+        login_with(client, wechat.login(openid=openid)["code"]).status_code for _ in range(2)
+    ]
+    assert statuses == [200, 429]
+
+
+def test_a_returning_users_login_costs_four_round_trips_and_one_statement(
+    app, client, wechat, redis_url
+):
+    """Per-client limit, claiming the code, the session script (with the
+    per-user limit and the session_key), recording the code's answer; one
+    SELECT of the identity with its account. And WeChat once."""
+    openid = wechat.login()["openid"]
+    login_with(client, wechat.login(openid=openid)["code"])  # scripts loaded, user known
+    with app.app_context():
+        engine = db.engine
+    calls = len(wechat.calls("jscode2session"))
+    with cost(redis_url, app.extensions[GRAPH].sessions.redis, engine) as spent:
+        response = login_with(client, wechat.login(openid=openid)["code"])
+    assert response.status_code == 200
+    assert spent.round_trips == 4
+    assert [c.split(" ", 1)[0] for c in spent.sql] == ["SELECT"]
+    assert len(wechat.calls("jscode2session")) == calls + 1
 
 
 # -- logout everywhere -----------------------------------------------------------

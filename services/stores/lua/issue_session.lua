@@ -1,19 +1,52 @@
 -- Issue a session to an identity that has just logged in, atomically with
--- the identity's index of live sessions and the login de-duplication pointer.
+-- the identity's index of live sessions, the login de-duplication pointer,
+-- the per-user login limit and its newest session_key: one round trip.
 -- Every key shares the identity's hash tag (one Cluster slot).
 --
 -- KEYS[1] identity's live sessions (zset: token -> expiry time)
 -- KEYS[2] identity's de-duplication pointer (string: token of the newest login)
 -- KEYS[3] identity's newest profile snapshot (hash: pv, profile)
 -- KEYS[4] identity's deletion mark (set while its account is being deleted)
+-- KEYS[5] identity's recent session_keys (zset: sealed key -> when seen)
+-- KEYS[6] identity's recent logins (list of times, newest first)
 -- ARGV    session key prefix, candidate token, ttl, dedup window, now,
 --         max sessions per identity, account id, profile version, profile json,
---         identity id, appid
--- Returns {token, reused (0|1), profile version, profile json}, or {false}
--- when the account is being deleted.
+--         identity id, appid,
+--         sealed session_key ('' for none), when it was seen, how many to keep,
+--         their ttl,
+--         login limits ('amount:seconds' pairs, comma separated; '' for none),
+--         now with its fractions
+-- Returns {token, reused (0|1), profile version, profile json}; {false}
+-- when the account is being deleted; {false, seconds to wait} when the user
+-- has logged in too often (nothing written, the login is not counted).
 if redis.call('EXISTS', KEYS[4]) == 1 then
   return {false}
 end
+
+-- The per-user login limit: the `limits` library's moving window.
+if ARGV[16] ~= '' then
+  local at = tonumber(ARGV[17])
+  local most, longest = 0, 0
+  for amount, seconds in string.gmatch(ARGV[16], '(%d+):(%d+)') do
+    amount, seconds = tonumber(amount), tonumber(seconds)
+    local oldest = redis.call('LINDEX', KEYS[6], amount - 1)
+    if oldest and tonumber(oldest) >= at - seconds then
+      -- A string: Redis would truncate a Lua number to an integer.
+      return {false, tostring(tonumber(oldest) + seconds - at)}
+    end
+    most, longest = math.max(most, amount), math.max(longest, seconds)
+  end
+  redis.call('LPUSH', KEYS[6], ARGV[17])
+  redis.call('LTRIM', KEYS[6], 0, most - 1)
+  redis.call('EXPIRE', KEYS[6], longest)
+end
+
+if ARGV[12] ~= '' then
+  redis.call('ZADD', KEYS[5], ARGV[13], ARGV[12])
+  redis.call('ZREMRANGEBYRANK', KEYS[5], 0, -(tonumber(ARGV[14]) + 1))
+  redis.call('EXPIRE', KEYS[5], ARGV[15])
+end
+
 local prefix, token = ARGV[1], ARGV[2]
 local ttl, window, now = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local limit, uid = tonumber(ARGV[6]), ARGV[7]
