@@ -12,6 +12,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from . import crypto, push
+from .errors import ControlError
 
 if TYPE_CHECKING:
     from .state import EmulatorState
@@ -93,7 +94,7 @@ class Deliveries:
         confused proxy's) replay, not WeChat's."""
         original = self.state.push_record(push_id)
         if not -len(original.attempts) <= attempt < len(original.attempts):
-            raise_control(f"push {push_id} has no attempt {attempt}", 404)
+            raise ControlError(f"push {push_id} has no attempt {attempt}", status=404)
         request = original.attempts[attempt].request
         appid, config, _, _, generation = self.state.push_target(original.appid)
         new_id = self.state.open_push(
@@ -122,7 +123,7 @@ class Deliveries:
         (same CreateTime), freshly signed."""
         original = self.state.push_record(push_id)
         if original.kind != "event" or original.event is None:
-            raise_control(f"push {push_id} is a URL verification, not an event", 409)
+            raise ControlError(f"push {push_id} is a URL verification, not an event", status=409)
         assert original.event is not None
         return self.deliver(
             original.appid,
@@ -158,9 +159,3 @@ class Deliveries:
         except Exception as exc:  # no push configuration, or the app is gone
             error = getattr(exc, "message", None) or str(exc)
         state.finish_media_check(trace_id, generation, push_id, error)
-
-
-def raise_control(message: str, status: int) -> None:
-    from .state import ControlError
-
-    raise ControlError(message, status=status)

@@ -17,10 +17,10 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from . import crypto
+from .errors import ControlError
 from .state import (
     ENDPOINTS,
     PROFILE_FIELDS,
-    ControlError,
     EmulatorState,
     Fault,
     WeChatError,

@@ -18,6 +18,7 @@ from typing import Any
 
 from . import crypto, security
 from .delivery import Deliveries
+from .errors import ControlError
 from .push import Answer, Outgoing, PushConfig, PushConfigError
 
 DEFAULT_APPID = "wx0123456789abcdef"
@@ -112,15 +113,6 @@ class WeChatError(Exception):
         self.errmsg = standard_errmsg(errcode) if errmsg is None else errmsg
         self.add_rid = add_rid
         super().__init__(f"{errcode} {self.errmsg}")
-
-
-class ControlError(Exception):
-    """A bad request to the control API (HTTP 400 unless told otherwise)."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        self.message = message
-        self.status = status
-        super().__init__(message)
 
 
 @dataclass
