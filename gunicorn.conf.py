@@ -83,6 +83,50 @@ def pre_request(worker, req):
     req.should_close = lambda: keeps_alive_otherwise() or not _body_read(req)
 
 
+# What an answer given before the body was read drains of it: the largest
+# upload the service takes, with room to spare, for a few seconds at most.
+LINGER_BYTES = max(16 << 20, 2 * int(os.environ.get("AVATAR_MAX_BYTES", 5 << 20)))
+LINGER_SECONDS = 5.0
+
+
+def post_request(worker, req, environ, resp):
+    """Lingering close. An answer given before the request body was read (a
+    401 to wx.uploadFile on an ended session, a 404, a 413) closes the
+    connection (pre_request), and closing with unread bytes makes the kernel
+    reset it: a client still sending then gets EPIPE or ECONNRESET, and one
+    that gives up on a failed write (the mini program's uploadFile, Node's
+    fetch) never reads the answer. Reading and discarding the rest first, as
+    web servers do, lets it finish sending and read the answer."""
+    if req is not None and not _body_read(req):
+        _drain(req)
+
+
+def _drain(req) -> None:
+    import contextlib
+    import time
+
+    sock = getattr(req.unreader, "sock", None)
+    prior = sock.gettimeout() if sock is not None else None
+    deadline, drained = time.monotonic() + LINGER_SECONDS, 0
+    try:
+        while drained < LINGER_BYTES:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            if sock is not None:
+                sock.settimeout(remaining)
+            data = req.body.read(65536)
+            if not data:
+                return
+            drained += len(data)
+    except Exception:  # a timeout, a reset, malformed framing: it closes as before
+        return
+    finally:
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.settimeout(prior)
+
+
 def _body_read(req) -> bool:
     """Whether the request body has been read to its end, from gunicorn 27's
     Body and readers; anything unrecognised counts as unread (the connection

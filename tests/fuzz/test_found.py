@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 
 import pytest
 
@@ -199,3 +200,36 @@ def test_a_script_name_header_is_ignored(fuzz_service, value):
     data = request_bytes("GET", "/healthz", [HOST, ("SCRIPT_NAME", value)])
     answer = honest(exchange(fuzz_service.url, data))
     assert answer.status == 200, answer.text()
+
+
+# -- an answer before the body was read ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("target", "content_type", "status", "slug"),
+    [
+        ("/user/avatar", "multipart/form-data; boundary=b0undary", 401, "unauthorized"),
+        ("/oauth/logout", "application/json", 413, "payload_too_large"),
+        ("/no/such/path", "application/json", 404, "not_found"),
+    ],
+)
+def test_an_answer_given_before_the_body_is_read_lets_the_client_finish_sending(
+    fuzz_service, target, content_type, status, slug
+):
+    """Was: the service answered (a 401 to wx.uploadFile on an ended session)
+    and closed with the rest of the upload unread, so the kernel reset the
+    connection: a client still sending saw EPIPE or ECONNRESET, and one that
+    gives up on a failed write (Node's fetch, the mini program's uploadFile)
+    never read the answer: no re-login, a failed upload. Now the unread body
+    is drained (up to the largest upload, for a few seconds) before closing."""
+    size = 1024 * 1024
+    headers = [HOST, ("Content-Type", content_type), ("Content-Length", str(size))]
+    with Connection(fuzz_service.url) as conn:
+        conn.sock.sendall(request_bytes("POST", target, headers) + b"x" * 1024)
+        answer = conn.read_answer("POST")  # the answer comes before the body is in
+        assert answer.status == status
+        assert error_of(answer) == slug
+        assert not answer.keeps_alive
+        conn.sock.sendall(b"x" * (size - 1024))  # raised BrokenPipe/ConnectionReset
+        conn.sock.shutdown(socket.SHUT_WR)
+        assert conn.sock.recv(1) == b""  # then a clean close, not a reset
