@@ -66,6 +66,7 @@ def on_starting(server):
         raise SystemExit(f"configuration error: {exc}") from None
     logs.configure_gunicorn(server.log, secrets(settings), settings["LOG_FORMAT"])
     prepare_embedded(os.environ)
+    _linger["bytes"] = max(16 << 20, 2 * settings["AVATAR_MAX_BYTES"])
 
 
 def pre_request(worker, req):
@@ -84,9 +85,9 @@ def pre_request(worker, req):
 
 
 # What an answer given before the body was read drains of it: the largest
-# upload the service takes, with room to spare, for a few seconds at most.
-LINGER_BYTES = max(16 << 20, 2 * int(os.environ.get("AVATAR_MAX_BYTES", 5 << 20)))
-LINGER_SECONDS = 5.0
+# upload the service takes, with room to spare (on_starting reads
+# AVATAR_MAX_BYTES), for a few seconds at most.
+_linger = {"bytes": 16 << 20, "seconds": 5.0}
 
 
 def post_request(worker, req, environ, resp):
@@ -107,9 +108,9 @@ def _drain(req) -> None:
 
     sock = getattr(req.unreader, "sock", None)
     prior = sock.gettimeout() if sock is not None else None
-    deadline, drained = time.monotonic() + LINGER_SECONDS, 0
+    deadline, drained = time.monotonic() + _linger["seconds"], 0
     try:
-        while drained < LINGER_BYTES:
+        while drained < _linger["bytes"]:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
