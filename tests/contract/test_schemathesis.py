@@ -45,7 +45,7 @@ def schemathesis(service: Server, emulator: EmulatorServer, issued: Path, metric
         # One worker: two threads generating at once hit a CPython 3.11 bug in
         # Hypothesis's code generation ("AST constructor recursion depth mismatch").
         "--workers=1",
-        f"--max-examples={os.environ.get('CONTRACT_MAX_EXAMPLES', '30')}",
+        f"--max-examples={os.environ.get('CONTRACT_MAX_EXAMPLES', '20')}",
         "--request-timeout=10",
         *([] if seed == "random" else [f"--seed={seed}"]),
     ]

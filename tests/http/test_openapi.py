@@ -11,6 +11,7 @@ import pytest
 from blueprints import GRAPH, docs, openapi
 
 SKIPPED = {"HEAD", "OPTIONS"}
+pytestmark = pytest.mark.sqlite_only  # the document, not the data
 
 
 def documented_path(rule: str) -> str:

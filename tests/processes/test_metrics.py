@@ -20,7 +20,8 @@ from dev.waiting import wait_until
 from support.metrics import METRICS_TOKEN, SCRAPE, samples, value
 from support.servers import Server
 
-pytestmark = pytest.mark.gunicorn
+# Counting and scheduling across processes: the database plays no part.
+pytestmark = [pytest.mark.gunicorn, pytest.mark.sqlite_only]
 
 BANNER = re.compile(r"^\[[^]]+\] \[\d+\] \[INFO\] Starting gunicorn [\d.]+$")
 HEALTHZ = {"route": "/healthz", "method": "GET", "status": "200"}

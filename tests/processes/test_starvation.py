@@ -24,7 +24,8 @@ from support.apps import bearer
 from support.load import HttpLoad
 from support.servers import Server
 
-pytestmark = pytest.mark.gunicorn
+# Counting and scheduling across processes: the database plays no part.
+pytestmark = [pytest.mark.gunicorn, pytest.mark.sqlite_only]
 
 SLOW_CLIENTS = 32  # more than the 2 x 4 threads the service used to have
 SLOW_LOGINS = 16
