@@ -58,13 +58,15 @@ class SessionKeyRing:
         self.sealer = sealer
 
     def record(self, identity_id: int, session_key: str) -> None:
-        """Remember a session_key as the identity's newest; forget the oldest."""
+        """Remember a session_key as the identity's newest; forget the oldest.
+        (A login records its entry() through the session script instead.)"""
+        entry = self.entry(session_key)
         key = self.keys.identity(identity_id, "session_keys")
         with guard(self.redis):
             pipe = self.redis.pipeline(transaction=True)
-            pipe.zadd(key, {self.sealer.seal(session_key): self.clock()})
-            pipe.zremrangebyrank(key, 0, -(self.history + 1))
-            pipe.expire(key, self.ttl)
+            pipe.zadd(key, {entry.sealed: entry.seen_at})
+            pipe.zremrangebyrank(key, 0, -(entry.history + 1))
+            pipe.expire(key, entry.ttl)
             pipe.execute()
 
     def entry(self, session_key: str) -> RingEntry:
