@@ -27,7 +27,6 @@ import argparse
 import datetime
 import json
 import math
-import os
 import sys
 import tempfile
 import time
@@ -186,7 +185,7 @@ def workers_part(stack: Stack, generator: Any, args: argparse.Namespace) -> list
     if worker_pids(service) != workers:
         steps.append({"warning": "a worker was replaced during the run"})
     stack.stop_server(service)
-    print(f"gunicorn ({worker_model(dict(os.environ), len(workers), 4)}): RSS / USS in MiB")
+    print(f"gunicorn ({worker_model(stack.env, len(workers), 4)}): RSS / USS in MiB")
     for step in steps:
         if "workers" not in step:
             continue
